@@ -1,0 +1,42 @@
+"""The Celery application: broker, serialization and the reliability settings.
+
+Jobs carry ids, never objects, as JSON. A job is acknowledged only once it has run,
+so a worker killed in the middle of one leaves it to another worker; each child
+process is replaced after a number of jobs to contain leaks in native libraries.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from storage.settings import Settings
+
+# Seconds a job may be unacknowledged before Redis hands it to another worker. It
+# must outlast the longest job, or a slow job would run twice.
+VISIBILITY_TIMEOUT = 3_600
+
+
+def create_celery(settings: Settings) -> Celery:
+    """A Celery app for `settings`, with the tasks of `workers.tasks` registered."""
+    if not settings.redis_url:
+        raise ValueError("REDIS_URL is required to run a worker or the scheduler")
+    app = Celery("squeezer", broker=settings.redis_url, include=["workers.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_max_tasks_per_child=200,
+        task_soft_time_limit=settings.optimize_time_limit + 30,
+        task_time_limit=settings.optimize_time_limit + 60,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        enable_utc=True,
+    )
+    app.conf.squeezer_settings = settings
+    return app
