@@ -2,7 +2,8 @@
 
 An optimizer takes the bytes of one file and the caller's options, and gives back the
 bytes of the optimized copy with the facts the image record needs. Optimizers import
-nothing else of Squeezer's, so they can be tested, benchmarked and fuzzed on bytes alone.
+nothing else of Squeezer's, so they can be tested, benchmarked and fuzzed on bytes
+alone.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
-PRESERVABLE_METAS = frozenset({"orientation", "icc", "copyright", "datetime", "location"})
+PRESERVABLE_METAS = frozenset(
+    {"orientation", "icc", "copyright", "datetime", "location"}
+)
 CONVERT_TARGETS = frozenset({"webp", "avif"})
 
 
