@@ -23,6 +23,7 @@ from storage.accounts import Accounts
 from storage.embedded_redis import EmbeddedRedis
 from storage.processes import stop_process, tie_to_parent
 from storage.settings import Settings
+from workers.app import create_celery
 
 STATE_FILE = "serve.json"
 _GRACE = {"api": 10.0, "beat": 10.0, "worker": 60.0}
@@ -64,6 +65,7 @@ def run(
         for role, command in _commands(data_dir, host, port, workers).items():
             children[role] = _spawn(command, environ)
         _wait_until_up(host, port, children, stopping)
+        _wait_for_worker(settings, children, stopping)
         print(f"Squeezer is running at http://{host}:{port}  (Ctrl-C stops it)")
         sys.stdout.flush()
         return _supervise(children, stopping)
@@ -199,6 +201,23 @@ def _wait_until_up(
             time.sleep(0.2)
     if not stopping:
         raise ServeError("the API did not start within 60 seconds")
+
+
+def _wait_for_worker(
+    settings: Settings,
+    children: dict[str, subprocess.Popen[bytes]],
+    stopping: list[int],
+) -> None:
+    """Wait until a Celery worker answers a ping through the broker."""
+    control = create_celery(settings).control
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not stopping:
+        if children["worker"].poll() is not None:
+            raise ServeError("the worker process exited at start")
+        if control.ping(timeout=0.5):
+            return
+    if not stopping:
+        raise ServeError("the worker did not start within 60 seconds")
 
 
 def _alive(pid: int) -> bool:
