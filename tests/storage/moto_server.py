@@ -51,6 +51,13 @@ class MotoServer:
             stop_process(self.process, grace=5.0)
             self.process = None
 
+    def kill(self) -> None:
+        """Kill the server at once, as a crash or a lost network would."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
     def _answers(self) -> bool:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
         try:

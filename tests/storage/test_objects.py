@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import socket
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from storage.objects import (
     open_store,
 )
 from storage.objects import s3 as s3_module
+from tests.storage.moto_server import MotoServer
 
 MiB = 1 << 20
 PART_SIZE = 5 * MiB  # the smallest part S3 accepts
@@ -178,6 +180,47 @@ def test_large_upload_streams_without_holding_the_file(
         while chunk := stream.read(MiB):
             digest.update(chunk)
     assert digest.hexdigest() == expected, "the streamed download should match"
+
+
+def test_readers_see_a_whole_version_while_it_is_replaced(store: ObjectStore):
+    versions = [bytes([number]) * (PART_SIZE + 1) for number in range(2)]
+    store.write("busy", versions[0])
+    seen: list[bytes] = []
+
+    def keep_replacing() -> None:
+        for turn in range(6):
+            store.write("busy", versions[turn % 2])
+
+    writer = threading.Thread(target=keep_replacing)
+    writer.start()
+    while writer.is_alive() or not seen:
+        seen.append(store.read("busy"))
+    writer.join()
+
+    torn = [len(data) for data in seen if data not in versions]
+    assert torn == [], f"every read should be one whole version, got sizes {torn}"
+
+
+def drain(stream) -> None:
+    while stream.read(MiB):
+        pass
+
+
+def test_s3_download_cut_mid_stream_raises_unavailable(tmp_path: Path, boto_session):
+    server = MotoServer(tmp_path / "moto.log")
+    server.start()
+    try:
+        store = S3Store("cut", endpoint_url=server.url, session=boto_session)
+        store.client.create_bucket(Bucket="cut")
+        store.write("large", os.urandom(24 * MiB))
+        with store.open("large") as stream:
+            stream.read(MiB)
+            server.kill()
+
+            with pytest.raises(StorageUnavailable):
+                drain(stream)
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize(
@@ -473,9 +516,10 @@ def test_open_store_passes_s3_options(boto_session):
         session=boto_session,
     )
 
-    assert store.client.meta.endpoint_url == "http://127.0.0.1:9000"
-    assert store.client.meta.region_name == "eu-west-3"
-    assert store.transfer.multipart_chunksize == 16 * MiB
+    meta = store.client.meta
+    assert meta.endpoint_url == "http://127.0.0.1:9000", "endpoint_url should pass"
+    assert meta.region_name == "eu-west-3", "region should pass"
+    assert store.transfer.multipart_chunksize == 16 * MiB, "part_size should pass"
 
 
 @pytest.mark.parametrize(
