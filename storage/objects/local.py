@@ -90,9 +90,8 @@ class LocalStore(ObjectStore):
             try:
                 path.unlink()
             except _MISSING as error:
-                missing = self._missing(key)
-                if isinstance(missing, StorageUnavailable):
-                    raise missing from error
+                if not self.root.is_dir():
+                    raise self._missing(key) from error
 
     def delete_many(self, keys: Iterable[str]) -> None:
         for key in [check_key(key) for key in keys]:

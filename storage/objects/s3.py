@@ -77,7 +77,8 @@ class S3Store(ObjectStore):
         if not bucket:
             raise ValueError("an S3 store needs a bucket name")
         self.bucket = bucket
-        self.prefix = check_key(prefix.strip("/")) if prefix.strip("/") else ""
+        prefix = prefix.strip("/")
+        self.prefix = check_key(prefix) if prefix else ""
         self.endpoint_url = endpoint_url
         config = Config(
             connect_timeout=connect_timeout,
