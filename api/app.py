@@ -12,7 +12,7 @@ import redis
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from api.routes import accounts, ops
+from api.routes import accounts, images, ops
 from api.services import Services
 from storage import database
 from storage.errors import (
@@ -23,7 +23,10 @@ from storage.errors import (
     ServiceUnavailable,
     SqueezerError,
 )
+from storage.objects import ObjectStore
 from storage.settings import Settings
+from storage.stores import Stores
+from workers.app import create_celery
 
 log = logging.getLogger("squeezer.api")
 
@@ -38,19 +41,23 @@ _HTTP_ERRORS: dict[int, type[SqueezerError]] = {
 }
 
 
-def create_app(settings: Settings, client: redis.Redis | None = None) -> Flask:
-    """Build the API for `settings`; `client` overrides the Redis connection."""
-    if client is None:
-        if not settings.redis_url:
-            raise ValueError("REDIS_URL is required to run the API")
-        client = database.connect(settings.redis_url)
+def create_app(
+    settings: Settings,
+    client: redis.Redis | None = None,
+    objects: ObjectStore | None = None,
+) -> Flask:
+    """Build the API for `settings`; `client` and `objects` override the Redis
+    connection and the object store that the settings name."""
+    stores = Stores.build(settings, client, objects)
+    services = Services(**vars(stores), queue=create_celery(settings))
     app = Flask("squeezer")
     app.json.sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = None
-    app.extensions["squeezer"] = Services.build(settings, client)
+    app.extensions["squeezer"] = services
     app.wsgi_app = _TrailingSlashTolerant(app.wsgi_app)  # type: ignore[method-assign]
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(accounts.blueprint, url_prefix="/v1")
+    app.register_blueprint(images.blueprint, url_prefix="/v1")
     app.before_request(_start_request)
     app.after_request(_log_request)
     app.register_error_handler(Exception, render_error)

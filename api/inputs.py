@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import request
+from flask import g, request
 
 from storage.errors import BadRequest
 
@@ -116,8 +116,9 @@ def text(value: Any, name: str, *, max_length: int) -> str | None:
 
 
 def _form() -> Any:
-    # Werkzeug parses urlencoded and multipart bodies for every method.
-    return request.form
+    # A route that streams its multipart body sets g.form from its own parser;
+    # elsewhere Werkzeug parses urlencoded and multipart bodies for any method.
+    return g.form if "form" in g else request.form
 
 
 def _brackets(source: Any, name: str) -> dict[str, str]:

@@ -1,29 +1,25 @@
-"""What a request handler reaches through the app: settings, Redis and the stores."""
+"""What a request handler reaches through the app: the stores and the job queue."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis
+from celery import Celery
 from flask import current_app
 
-from storage.accounts import Accounts
-from storage.settings import Settings
-from storage.usage import Usage
+from storage.stores import Stores
 
 
 @dataclass
-class Services:
+class Services(Stores):
     """The long-lived objects of one API process, built once by the app factory."""
 
-    settings: Settings
-    redis: redis.Redis
-    accounts: Accounts
-    usage: Usage
+    queue: Celery | None = None
 
-    @classmethod
-    def build(cls, settings: Settings, client: redis.Redis) -> Services:
-        return cls(settings, client, Accounts(client), Usage(client))
+    def enqueue(self, task_name: str, *args: object) -> None:
+        """Queue a job by name: the API never imports the task code."""
+        assert self.queue is not None, "the app was built without a queue"
+        self.queue.send_task(task_name, args=list(args))
 
 
 def services() -> Services:

@@ -132,6 +132,7 @@ class Settings:
     # Accounts and their limits.
     retention_days: int = setting("RETENTION_DAYS", 30, _positive)
     max_file_size: int = setting("MAX_FILE_SIZE", 100 * MiB, parse_size)
+    max_upload_size: int = setting("MAX_UPLOAD_SIZE", GiB, parse_size)
     default_monthly_quota: int = setting("DEFAULT_MONTHLY_QUOTA", 0, parse_size)
 
     # Limits on the work one file may cause (API.md, "Adding an image").

@@ -35,9 +35,11 @@ def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def settings(redis_server: EmbeddedRedis) -> Settings:
+def settings(redis_server: EmbeddedRedis, tmp_path: Path) -> Settings:
+    """Settings for an API on the session's Redis, with files on local disk."""
     return Settings(
         redis_url=redis_server.url,
+        storage_url=str(tmp_path / "objects"),
         public_base_url="http://squeezer.test",
         max_file_size=10 << 20,
     )

@@ -11,6 +11,11 @@ from celery import Celery
 
 from storage.settings import Settings
 
+TASK_MODULES = ["workers.compress", "workers.purge", "workers.notify"]
+
+# Seconds between two runs of the purge of expired files.
+PURGE_EVERY = 300.0
+
 # Seconds a job may be unacknowledged before Redis hands it to another worker. It
 # must outlast the longest job, or a slow job would run twice.
 VISIBILITY_TIMEOUT = 3_600
@@ -20,7 +25,7 @@ def create_celery(settings: Settings) -> Celery:
     """A Celery app for `settings`, with the tasks of `workers.tasks` registered."""
     if not settings.redis_url:
         raise ValueError("REDIS_URL is required to run a worker or the scheduler")
-    app = Celery("squeezer", broker=settings.redis_url, include=["workers.tasks"])
+    app = Celery("squeezer", broker=settings.redis_url, include=TASK_MODULES)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -37,6 +42,9 @@ def create_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         timezone="UTC",
         enable_utc=True,
+        beat_schedule={
+            "purge-expired": {"task": "squeezer.purge", "schedule": PURGE_EVERY},
+        },
     )
     app.conf.squeezer_settings = settings
     return app

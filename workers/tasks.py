@@ -1,4 +1,4 @@
-"""The base class of every Squeezer task: log context and timing in one place."""
+"""The base class of every Squeezer task: log context, timing, and the stores."""
 
 from __future__ import annotations
 
@@ -8,14 +8,26 @@ from typing import Any
 
 from celery import Task
 
+from storage.stores import Stores
+
 log = logging.getLogger("squeezer.worker")
+
+_stores: dict[int, Stores] = {}
 
 
 class SqueezerTask(Task):
     """Logs each run with its task id and the image id it works on, and how long
-    it took, so every line of a job can be found by either id."""
+    it took, so every line of a job can be found by either id. `stores` connects
+    once per worker process, after the fork."""
 
     abstract = True
+
+    @property
+    def stores(self) -> Stores:
+        key = id(self.app)
+        if key not in _stores:
+            _stores[key] = Stores.build(self.app.conf.squeezer_settings)
+        return _stores[key]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         context = {"task_id": self.request.id, "image_id": _image_id(args, kwargs)}
@@ -23,14 +35,10 @@ class SqueezerTask(Task):
         try:
             result = super().__call__(*args, **kwargs)
         except Exception:
-            log.exception("%s failed", self.name, extra=context)
+            log.warning("%s raised", self.name, exc_info=True, extra=context)
             raise
-        log.info(
-            "%s done",
-            self.name,
-            extra=context
-            | {"duration_ms": round((time.perf_counter() - started) * 1000, 1)},
-        )
+        elapsed = round((time.perf_counter() - started) * 1000, 1)
+        log.info("%s done", self.name, extra=context | {"duration_ms": elapsed})
         return result
 
 
