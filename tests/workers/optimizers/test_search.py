@@ -1,0 +1,121 @@
+"""The perceptual search finds the cheapest passing setting with few encodes."""
+
+from __future__ import annotations
+
+import pytest
+
+from workers.optimizers.search import first_passing, search
+
+SETTINGS = list(range(101))
+
+
+class Encoder:
+    """A stand-in codec: setting q gives q bytes scoring q at full size.
+
+    Its proxy scores `bias` higher than the full size (an optimistic proxy), and it
+    counts what each side was asked for.
+    """
+
+    def __init__(self, bias: float = 0.0) -> None:
+        self.bias = bias
+        self.encodes: list[int] = []
+        self.proxies: list[int] = []
+
+    def encode(self, setting: int) -> bytes:
+        self.encodes.append(setting)
+        return b"x" * setting
+
+    def score(self, data: bytes) -> float:
+        return float(len(data))
+
+    def proxy(self, setting: int) -> float:
+        self.proxies.append(setting)
+        return setting + self.bias
+
+
+FIRST_PASSING = [
+    ("middle", 42.0, 0, 42),
+    ("exact first", 0.0, 0, 0),
+    ("last", 100.0, 0, 100),
+    ("none", 100.5, 0, None),
+    ("from low", 10.0, 50, 50),
+    ("low past the end", 10.0, 101, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("target", "low", "expected"),
+    [row[1:] for row in FIRST_PASSING],
+    ids=[row[0] for row in FIRST_PASSING],
+)
+def test_first_passing_bisects_to_the_first_setting_that_holds(
+    target: float, low: int, expected: int | None
+) -> None:
+    asked: list[int] = []
+
+    def score(setting: int) -> float:
+        asked.append(setting)
+        return float(setting)
+
+    assert first_passing(SETTINGS, score, target, low=low) == expected
+    assert len(asked) <= 9, f"bisection over 101 settings asked {len(asked)} times"
+
+
+SEARCHES = [
+    # name, proxy bias, target, expected setting, most full encodes
+    ("exact proxy", 0.0, 70.0, 70, 1),
+    ("optimistic proxy steps up", 6.0, 70.0, 70, 2),
+    ("pessimistic proxy keeps its safe pick", -4.0, 70.0, 74, 1),
+    ("unreachable target", 0.0, 120.0, None, 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("bias", "target", "expected", "most_encodes"),
+    [row[1:] for row in SEARCHES],
+    ids=[row[0] for row in SEARCHES],
+)
+def test_search_confirms_at_full_size(
+    bias: float, target: float, expected: int | None, most_encodes: int
+) -> None:
+    codec = Encoder(bias)
+
+    found = search(SETTINGS, codec.encode, codec.score, target, proxy=codec.proxy)
+
+    if expected is None:
+        assert found is None, f"nothing holds {target}, yet {found} was found"
+    else:
+        assert found is not None, f"expected setting {expected}, found none"
+        assert found.setting == expected, f"expected {expected}, got {found.setting}"
+        assert found.score >= target, f"confirmed score {found.score} < {target}"
+        assert found.data == b"x" * expected, "the data must be the confirmed encode"
+        assert found.full_trials == len(set(codec.encodes))
+    assert len(codec.encodes) <= most_encodes, (
+        f"expected at most {most_encodes} full encodes, made {codec.encodes}"
+    )
+    assert len(codec.proxies) <= 20, f"too many proxy trials: {len(codec.proxies)}"
+
+
+def test_search_without_a_proxy_bisects_at_full_size() -> None:
+    codec = Encoder()
+
+    found = search(SETTINGS, codec.encode, codec.score, 33.0)
+
+    assert found is not None, "setting 33 holds 33"
+    assert found.setting == 33, f"expected 33, got {found.setting}"
+    assert len(codec.encodes) <= 9, f"bisection encoded {len(codec.encodes)} times"
+    assert len(codec.encodes) == len(set(codec.encodes)), "an encode was repeated"
+
+
+def test_search_gives_up_after_its_confirms() -> None:
+    codec = Encoder()
+
+    def proxy(setting: int) -> float:
+        return 100.0  # a proxy that always claims the target holds
+
+    found = search(
+        SETTINGS, codec.encode, lambda data: 0.0, 50.0, proxy=proxy, max_confirms=3
+    )
+
+    assert found is None, "no full-size output scores 50, so none may be returned"
+    assert len(codec.encodes) == 3, f"expected 3 confirms, made {codec.encodes}"
