@@ -150,6 +150,12 @@ class Settings:
         "FETCH_ALLOW_HOSTS", frozenset(), _host_set
     )
 
+    # Seconds a job may stay unacknowledged before Redis gives it to another
+    # worker; it must outlast the longest job, or a slow job would run twice.
+    task_visibility_timeout: float = setting(
+        "TASK_VISIBILITY_TIMEOUT", 3_600.0, _seconds
+    )
+
     # How long a synchronous upload waits for its optimized copy.
     sync_wait_timeout: float = setting("SYNC_WAIT_TIMEOUT", 120.0, _seconds)
 

@@ -16,10 +16,6 @@ TASK_MODULES = ["workers.compress", "workers.purge", "workers.notify"]
 # Seconds between two runs of the purge of expired files.
 PURGE_EVERY = 300.0
 
-# Seconds a job may be unacknowledged before Redis hands it to another worker. It
-# must outlast the longest job, or a slow job would run twice.
-VISIBILITY_TIMEOUT = 3_600
-
 
 def create_celery(settings: Settings) -> Celery:
     """A Celery app for `settings`, with the tasks of `workers.tasks` registered."""
@@ -38,7 +34,12 @@ def create_celery(settings: Settings) -> Celery:
         task_soft_time_limit=settings.optimize_time_limit + 30,
         task_time_limit=settings.optimize_time_limit + 60,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        broker_transport_options={
+            "visibility_timeout": settings.task_visibility_timeout,
+            # Sweep for jobs of dead workers a few times per visibility timeout.
+            "unacked_restore_interval": max(1, settings.task_visibility_timeout / 4),
+            "unacked_restore_throttle": 1,
+        },
         worker_hijack_root_logger=False,
         timezone="UTC",
         enable_utc=True,

@@ -23,7 +23,7 @@ from storage.objects import (
     open_store,
 )
 from storage.objects import s3 as s3_module
-from tests.storage.moto_server import MotoServer
+from tests.moto_server import MotoServer
 
 MiB = 1 << 20
 PART_SIZE = 5 * MiB  # the smallest part S3 accepts
