@@ -1,0 +1,1 @@
+"""Benchmarks that measure Squeezer beside the tools people use instead."""
