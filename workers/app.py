@@ -29,6 +29,8 @@ def create_celery(settings: Settings) -> Celery:
         task_ignore_result=True,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # A job cut off by a lost broker connection goes back to the queue.
+        worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_prefetch_multiplier=1,
         worker_max_tasks_per_child=200,
         task_soft_time_limit=settings.optimize_time_limit + 30,

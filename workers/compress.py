@@ -48,10 +48,13 @@ def compress(self: SqueezerTask, image_id: int) -> None:
     except SoftTimeLimitExceeded:
         record = _fail(stores, record, "Compression took too long.", 400)
     except TRANSIENT:
-        if self.request.retries >= self.max_retries:
-            record = _fail(stores, record, "Storage was unavailable; try again.", 503)
-        else:
+        if self.request.retries < self.max_retries:
             raise
+        record = _fail(stores, record, "Storage was unavailable; try again.", 503)
+    except Exception:
+        # A bug, not the client's file: the record says so, the original stays.
+        log.exception("compressing image %s failed", image_id)
+        record = _fail(stores, record, "Compression failed; the original is kept.", 500)
     finish(stores, record)
 
 
