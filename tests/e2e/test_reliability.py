@@ -1,0 +1,170 @@
+"""What must hold when things go wrong or happen at once: a worker killed mid-job,
+concurrent uploads against a quota, the purge run twice at once, repeated files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import pytest
+
+from storage.accounts import Accounts
+from storage.objects import ObjectNotFound
+from tests.conftest import CORPUS
+from tests.e2e.client import Client
+from workers.purge import purge_expired
+
+PHOTO = CORPUS / "images/jpeg/pillow_flower.jpg"
+
+
+@contextmanager
+def frozen(process):
+    """Stop a process group with SIGSTOP for the duration, then let it go on."""
+    os.killpg(process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(process.pid, signal.SIGCONT)
+
+
+def _wait_for_status(stores, image_id: int, status: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while (record := stores.images.get(image_id)) is None or record.status != status:
+        assert time.monotonic() < deadline, f"image {image_id} never became {status}"
+        time.sleep(0.05)
+
+
+def _latest_image_id(stores, account_id: int, timeout: float = 30) -> int:
+    deadline = time.monotonic() + timeout
+    while not (ids := stores.images.all_ids(account_id)):
+        assert time.monotonic() < deadline, "no record was created"
+        time.sleep(0.05)
+    return ids[-1]
+
+
+def test_a_job_survives_its_worker_being_killed(
+    api, account, worker, moto_server, e2e_stores
+):
+    answers = []
+    with frozen(worker.process):
+        upload = threading.Thread(
+            target=lambda: answers.append(api.upload(PHOTO.read_bytes(), PHOTO.name))
+        )
+        upload.start()
+        image_id = _latest_image_id(e2e_stores, account.id)
+    # The worker takes the job while S3 is frozen, and hangs reading the original.
+    with frozen(moto_server.process):
+        _wait_for_status(e2e_stores, image_id, "processing")
+        worker.kill()
+    worker.start()
+    upload.join(timeout=120)
+    assert answers, "the synchronous upload never answered"
+    assert answers[0].status == 201, answers[0].body
+    assert answers[0].json()["status"] == "done"
+    record = e2e_stores.images.get(image_id)
+    assert record.status == "done"
+    assert e2e_stores.objects.size(record.optimized_key) == record.size_after
+
+
+def test_concurrent_uploads_cannot_overshoot_a_quota(live_api, e2e_stores):
+    size = PHOTO.stat().st_size
+    account = Accounts(e2e_stores.redis).create(
+        title="quota", monthly_quota=3 * size + 10
+    )
+    client = Client(live_api, account.api_key, account.api_secret)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(
+            pool.map(lambda n: client.upload(PHOTO.read_bytes(), f"{n}.jpg"), range(8))
+        )
+    statuses = sorted(answer.status for answer in answers)
+    assert statuses == [201] * 3 + [403] * 5, statuses
+    assert all(a.json()["errCode"] == 403 for a in answers if a.status == 403)
+    assert client.get("/v1/accounts/mine").json()["quota_current"] == 3 * size
+    assert client.get("/v1/images").json()["total"] == 3
+
+
+def test_a_sub_account_counts_against_its_parent(live_api, e2e_stores):
+    size = PHOTO.stat().st_size
+    accounts = Accounts(e2e_stores.redis)
+    parent = accounts.create(title="parent", monthly_quota=size + 10)
+    sub = accounts.create(title="sub", parent=parent, monthly_quota=0)
+    client = Client(live_api, sub.api_key, sub.api_secret)
+    assert client.upload(PHOTO.read_bytes(), "a.jpg").status == 201
+    refused = client.upload(PHOTO.read_bytes(), "b.jpg")
+    assert refused.status == 403, "the parent's quota is exhausted"
+    parent_client = Client(live_api, parent.api_key, parent.api_secret)
+    assert parent_client.get("/v1/accounts/mine").json()["quota_current"] == size
+    assert parent_client.get("/v1/images").json()["total"] == 0, "a parent sees its own"
+
+
+def test_a_file_over_the_account_limit_is_413(live_api, e2e_stores):
+    accounts = Accounts(e2e_stores.redis)
+    small = accounts.create(title="small", file_max_size=10_000)
+    client = Client(live_api, small.api_key, small.api_secret)
+    answer = client.upload(PHOTO.read_bytes(), "big.jpg")
+    assert answer.status == 413, answer.body
+    assert client.get("/v1/accounts/mine").json()["quota_current"] == 0
+
+
+def test_purge_removes_expired_files_and_is_safe_to_run_twice(api, e2e_stores):
+    record = api.upload(PHOTO.read_bytes(), PHOTO.name).json()
+    stored = e2e_stores.images.get(record["id"])
+    later = time.time() + 31 * 86_400
+    expired = len(e2e_stores.images.expired(later, 100_000))
+    assert expired >= 1
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        removed = list(pool.map(lambda _: purge_expired(e2e_stores, later), range(2)))
+    assert sum(removed) == expired, "each record is removed once, by one of the two"
+    assert purge_expired(e2e_stores, later) == 0
+    assert e2e_stores.images.get(record["id"]) is None
+    for key in (stored.original_key, stored.optimized_key):
+        with pytest.raises(ObjectNotFound):
+            e2e_stores.objects.size(key)
+    assert api.request("GET", record["origin_url"]).status == 404
+    assert api.get("/v1/images").json()["total"] == 0
+
+
+def test_purge_keeps_what_has_not_expired(api, e2e_stores):
+    record = api.upload(PHOTO.read_bytes(), PHOTO.name).json()
+    assert purge_expired(e2e_stores, time.time() + 29 * 86_400) == 0
+    assert api.get(f"/v1/images/{record['id']}").status == 200
+
+
+def test_the_same_file_is_compressed_once_per_customer(
+    api, account, worker, live_api, e2e_stores
+):
+    data = PHOTO.read_bytes()
+    first = api.upload(data, "first.jpg").json()
+    with frozen(worker.process):
+        # No worker can run: only a reused result can answer at once.
+        again = api.upload(data, "again.jpg")
+        assert again.status == 201, again.body
+        second = again.json()
+        assert second["status"] == "done"
+        assert second["size_after"] == first["size_after"]
+        assert second["id"] != first["id"]
+
+        stranger = Accounts(e2e_stores.redis).create(title="stranger")
+        other = Client(live_api, stranger.api_key, stranger.api_secret)
+        answers = []
+        thread = threading.Thread(
+            target=lambda: answers.append(other.upload(data, "x.jpg"))
+        )
+        thread.start()
+        image_id = _latest_image_id(e2e_stores, stranger.id)
+        time.sleep(0.5)
+        assert e2e_stores.images.get(image_id).status == "queued", (
+            "no reuse across customers"
+        )
+    thread.join(timeout=60)
+    assert answers[0].status == 201
+
+    mine = api.get("/v1/accounts/mine").json()
+    assert mine["quota_current"] == 2 * len(data), "a reused upload still counts"
+    # The reused copy is the second record's own: it outlives the first one.
+    assert api.delete(f"/v1/images/{first['id']}").status == 204
+    assert api.request("GET", second["optimized_url"]).status == 200
