@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -168,3 +169,32 @@ def test_the_same_file_is_compressed_once_per_customer(
     # The reused copy is the second record's own: it outlives the first one.
     assert api.delete(f"/v1/images/{first['id']}").status == 204
     assert api.request("GET", second["optimized_url"]).status == 200
+
+
+def test_only_one_beat_schedules_at_a_time(e2e_env, tmp_path):
+    from tests.e2e.conftest import Process
+
+    def beat(name: str) -> Process:
+        command = [
+            sys.executable, "-m", "celery", "-A", "workers.main", "beat",
+            "--loglevel", "info", "--schedule", str(tmp_path / f"{name}.db"),
+        ]  # fmt: skip
+        return Process(command, e2e_env, tmp_path / f"{name}.log")
+
+    first, second = beat("first"), beat("second")
+    first.start()
+    _wait_for_log(first, "holding the scheduler lock")
+    second.start()
+    _wait_for_log(second, "standing by")
+    assert "holding the scheduler lock" not in second.log.read_text()
+    first.stop()
+    _wait_for_log(second, "holding the scheduler lock")
+    second.stop()
+
+
+def _wait_for_log(process, text: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in process.log.read_text(errors="replace"):
+        assert process.process.poll() is None, process.tail()
+        assert time.monotonic() < deadline, f"never logged {text!r}: {process.tail()}"
+        time.sleep(0.1)
