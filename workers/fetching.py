@@ -218,8 +218,9 @@ def check_url(
     """Check a URL and resolve its host, refusing it if any address is not public.
 
     Hosts in `allow_hosts` (an operator's list, for testing), matched as
-    written, skip the address check. Raises FetchRefused for a URL we do not fetch from and FetchFailed
-    when the host does not resolve within `timeout` seconds.
+    written, skip the address check. Raises FetchRefused for a URL we do not
+    fetch from and FetchFailed when the host does not resolve within `timeout`
+    seconds.
     """
     scheme, host, port, path = _split(url)
     literal = _ip_literal(host)
