@@ -10,12 +10,11 @@ from __future__ import annotations
 from api.multipart import Spooled, spool
 from storage.errors import BadRequest, FileTooLarge
 from storage.settings import Settings
+from workers import fetching
 
 
 def fetch_upload(url: str, max_size: int, settings: Settings) -> Spooled:
     """Fetch `url` into a spooled file, as if it had been uploaded."""
-    from workers import fetching
-
     try:
         fetched = fetching.fetch(
             url,
@@ -34,8 +33,6 @@ def fetch_upload(url: str, max_size: int, settings: Settings) -> Spooled:
 
 def check_callback_url(url: str, settings: Settings) -> None:
     """Refuse a callback URL that points at a private or reserved address."""
-    from workers import fetching
-
     try:
         fetching.check_url(url, allow_hosts=settings.fetch_allow_hosts)
     except fetching.FetchError as error:

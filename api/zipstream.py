@@ -5,9 +5,9 @@ from __future__ import annotations
 import zipfile
 from collections.abc import Iterator
 
-from api.render import download_name
 from storage.images import DONE, OPTIMIZED, ImageRecord
 from storage.objects import ObjectNotFound, ObjectStore
+from workers.wire import download_name
 
 CHUNK = 256 * 1024
 

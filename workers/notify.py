@@ -12,7 +12,7 @@ import logging
 
 from celery import shared_task
 
-from storage.images import ImageRecord
+from workers import fetching, wire
 from workers.tasks import SqueezerTask
 
 log = logging.getLogger("squeezer.worker")
@@ -26,14 +26,12 @@ BACKOFF_FIRST, BACKOFF_MAX = 5.0, 600.0
 @shared_task(name=NOTIFY, base=SqueezerTask, bind=True, max_retries=MAX_ATTEMPTS)
 def notify(self: SqueezerTask, image_id: int) -> None:
     """POST the record of a finished image to its callback URL."""
-    from workers import fetching
-
     stores = self.stores
     record = stores.images.get(image_id)
     account = stores.accounts.get(record.account_id) if record else None
     if record is None or account is None or not record.callback_url:
         return
-    body = json.dumps(callback_body(record, stores.settings)).encode()
+    body = json.dumps(wire.image(record, stores.settings)).encode()
     try:
         fetching.post_callback(
             record.callback_url,
@@ -47,10 +45,3 @@ def notify(self: SqueezerTask, image_id: int) -> None:
     except fetching.CallbackTransient as error:
         delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2**self.request.retries)
         raise self.retry(exc=error, countdown=delay) from None
-
-
-def callback_body(record: ImageRecord, settings: object) -> dict[str, object]:
-    """The record as the API renders it."""
-    from api.render import image
-
-    return image(record, settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, g, jsonify, request, stream_with_context
 from werkzeug.datastructures import MultiDict
 
-from api import inputs, render, uploads
+from api import inputs, uploads
 from api.auth import current_account
 from api.multipart import Spooled, read_form
 from api.remote import check_callback_url, fetch_upload
@@ -22,6 +22,7 @@ from storage.errors import (
     UnsupportedType,
 )
 from storage.images import DONE, MEDIA_TYPES, OPTIMIZED, ORIGINAL, ImageRecord
+from workers import wire
 
 blueprint = Blueprint("images", __name__)
 
@@ -51,14 +52,14 @@ def add_image():
         if upload is not None:
             upload.close()
     if wanted.callback_url:
-        return jsonify(render.image(record, svc.settings)), 202
+        return jsonify(wire.image(record, svc.settings)), 202
     finished = wait_finished(svc, record.id, svc.settings.sync_wait_timeout)
     record = finished or record
     if record.error_status in (400, 415):
         error_type = UnsupportedType if record.error_status == 415 else BadRequest
         raise error_type(record.error)
     status = 201 if record.finished else 202
-    return jsonify(render.image(record, svc.settings)), status
+    return jsonify(wire.image(record, svc.settings)), status
 
 
 @blueprint.get("/images")
@@ -72,7 +73,7 @@ def list_images():
     total = svc.images.count(account.id)
     records = svc.images.page(account.id, offset, limit)
     return jsonify(
-        items=[render.image(r, svc.settings) for r in records],
+        items=[wire.image(r, svc.settings) for r in records],
         total=total,
         prev=_page(max(0, offset - limit), limit) if offset > 0 else None,
         next=_page(offset + limit, limit) if offset + limit < total else None,
@@ -82,7 +83,7 @@ def list_images():
 @blueprint.get("/images/<int:image_id>")
 def get_image(image_id: int):
     """One of the caller's image records."""
-    return jsonify(render.image(_own(image_id), services().settings))
+    return jsonify(wire.image(_own(image_id), services().settings))
 
 
 @blueprint.delete("/images/<int:image_id>")
