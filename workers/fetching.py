@@ -154,6 +154,9 @@ _IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 _NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
+_HEX_PART = re.compile(r"0x[0-9a-f]*")
+_OCTAL_PART = re.compile(r"0[0-7]+")
+_DECIMAL_PART = re.compile(r"0|[1-9][0-9]*")
 _HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
@@ -325,11 +328,13 @@ def _parse_ipv4(labels: list[str]) -> ipaddress.IPv4Address:
 
 
 def _ipv4_part(label: str) -> int:
-    if label.startswith("0x"):
+    if _HEX_PART.fullmatch(label):
         return int(label[2:] or "0", 16)
-    if len(label) > 1 and label.startswith("0"):
+    if _OCTAL_PART.fullmatch(label):
         return int(label, 8)
-    return int(label, 10)
+    if _DECIMAL_PART.fullmatch(label):
+        return int(label, 10)
+    raise ValueError(f"not a number: {label}")
 
 
 def _resolve(host: str, port: int, timeout: float) -> tuple[IPAddress, ...]:

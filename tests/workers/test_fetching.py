@@ -60,6 +60,11 @@ REFUSED_ADDRESSES = [
     ("short-hex", "http://0x7f.1/", "loopback"),
     ("zero-padded", "http://127.000.000.001/", "loopback"),
     ("trailing-dot", "http://127.0.0.1./", "loopback"),
+    (
+        "fullwidth-digits",
+        "http://\uff11\uff12\uff17\uff0e\uff10\uff0e\uff10\uff0e\uff11/",
+        "loopback",
+    ),
     ("with-port", "https://127.0.0.1:8443/x.png", "loopback"),
     ("unspecified", "http://0.0.0.0/", "unspecified"),
     ("unspecified-zero", "http://0/", "unspecified"),
@@ -152,6 +157,7 @@ REFUSED_URLS = [
     ("part-over-255", "http://256.1.1.1/"),
     ("bad-octal", "http://08.0.0.1/"),
     ("bad-hex", "http://0x1g.0.0.1/"),
+    ("underscore-in-number", "http://1_0.0.0.1/"),
     ("numeric-last-label", "http://example.123/"),
     ("short-form-overflow", "http://1.16777216/"),
     ("unclosed-bracket", "http://[::1/"),
@@ -560,6 +566,43 @@ def test_an_upstream_failure_is_a_fetch_failure(
     server.routes["/file"] = route
     with pytest.raises(FetchFailed, match=error):
         get(server.url("/file"))
+
+
+@pytest.fixture
+def unaccepting_port() -> Iterator[int]:
+    """A port whose accept queue is full, so that a new connection hangs."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.1", port))
+            time.sleep(0.05)
+            yield port
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+def test_a_server_that_does_not_accept_fails_at_the_connect_timeout(
+    unaccepting_port: int,
+) -> None:
+    with pytest.raises(FetchFailed, match=r"did not answer within 0\.3 seconds"):
+        get(f"http://127.0.0.1:{unaccepting_port}/x", connect_timeout=0.3)
+
+
+def test_each_checked_address_is_tried_in_turn(
+    monkeypatch: pytest.MonkeyPatch, server: LocalServer
+) -> None:
+    # Nothing listens on 127.0.0.3: the server is bound to 127.0.0.1 alone.
+    install_dns(monkeypatch, {"multi.test": ["127.0.0.3", "127.0.0.1"]})
+    url = server.url("/photo.jpg", host="multi.test")
+    fetched = get(url, allow_hosts=frozenset({"multi.test"}))
+    fetched.close()
+    assert fetched.size == len(PHOTO), "expected the file from the second address"
 
 
 def test_a_closed_port_fails_at_once() -> None:
