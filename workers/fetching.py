@@ -374,7 +374,6 @@ class _Deadline:
     """A point in time after which no socket operation may still be waiting."""
 
     def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
         self.end = time.monotonic() + seconds
 
     def remaining(self) -> float:
@@ -435,7 +434,7 @@ class _DeadlineReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+    def readinto(self, buffer: memoryview | bytearray) -> int:
         return self._sock.recv_into(buffer)
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -341,14 +342,24 @@ def server() -> Iterator[LocalServer]:
         yield running
 
 
-def get(url: str, max_bytes: int = 1 << 20, **options: object) -> fetching.Fetched:
-    settings: dict[str, object] = {
-        "connect_timeout": 2.0,
-        "total_timeout": 5.0,
-        "allow_hosts": LOCAL,
-    }
-    settings.update(options)
-    return fetching.fetch(url, max_bytes, **settings)  # type: ignore[arg-type]
+def get(
+    url: str,
+    max_bytes: int = 1 << 20,
+    *,
+    connect_timeout: float = 2.0,
+    total_timeout: float = 5.0,
+    allow_hosts: frozenset[str] = LOCAL,
+    **options: Any,
+) -> fetching.Fetched:
+    """Fetch with the test's usual limits, through the allow-list of 127.0.0.1."""
+    return fetching.fetch(
+        url,
+        max_bytes,
+        connect_timeout=connect_timeout,
+        total_timeout=total_timeout,
+        allow_hosts=allow_hosts,
+        **options,
+    )
 
 
 def test_a_file_is_fetched_onto_a_spooled_file(server: LocalServer) -> None:
