@@ -9,6 +9,7 @@ Any format can use it: the caller supplies how to encode and how to score.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -32,15 +33,67 @@ def first_passing(
     score: Callable[[Setting], float],
     target: float,
     low: int = 0,
+    *,
+    start: int | None = None,
 ) -> int | None:
     """The index of the first setting from `low` on that scores `target` or more.
 
-    Bisects, so it asks for about log2(len(settings) - low) scores; None when even
-    the last setting falls short.
+    Without `start` it bisects, asking for about log2(len(settings) - low) scores.
+    With a `start` guess it first steps out from the guess in doubling strides
+    until the answer is bracketed, then narrows the bracket by interpolating the
+    scores at its ends, which takes fewer scores when the guess is near. None
+    when the answer is past the last setting.
     """
     high = len(settings) - 1
-    if low > high or score(settings[high]) < target:
+    if low > high:
         return None
+    if start is None:
+        if score(settings[high]) < target:
+            return None
+        return _bisect(settings, score, target, low, high)
+    known: dict[int, float] = {}
+
+    def value(index: int) -> float:
+        if index not in known:
+            known[index] = score(settings[index])
+        return known[index]
+
+    start = min(max(start, low), high)
+    stride = 2
+    if value(start) >= target:
+        passing, failing = start, low - 1
+        while passing > low:
+            probe = max(low, passing - stride)
+            if value(probe) < target:
+                failing = probe
+                break
+            passing, stride = probe, stride * 2
+    else:
+        failing, passing = start, high + 1
+        while failing < high:
+            probe = min(high, failing + stride)
+            if value(probe) >= target:
+                passing = probe
+                break
+            failing, stride = probe, stride * 2
+        if passing > high:
+            return None
+    while passing - failing > 1:
+        probe = _interpolate(known, failing, passing, target)
+        if value(probe) >= target:
+            passing = probe
+        else:
+            failing = probe
+    return passing
+
+
+def _bisect(
+    settings: Sequence[Setting],
+    score: Callable[[Setting], float],
+    target: float,
+    low: int,
+    high: int,
+) -> int:
     while low < high:
         middle = (low + high) // 2
         if score(settings[middle]) >= target:
@@ -50,6 +103,21 @@ def first_passing(
     return low
 
 
+def _interpolate(
+    known: dict[int, float], failing: int, passing: int, target: float
+) -> int:
+    """The next index to try strictly inside (failing, passing)."""
+    middle = (failing + passing) // 2
+    if failing not in known or passing not in known:
+        return middle
+    low_score, high_score = known[failing], known[passing]
+    if high_score <= low_score:
+        return middle
+    fraction = (target - low_score) / (high_score - low_score)
+    guess = failing + math.ceil(fraction * (passing - failing))
+    return min(max(guess, failing + 1), passing - 1)
+
+
 def search(
     settings: Sequence[Setting],
     encode: Callable[[Setting], bytes],
@@ -57,14 +125,20 @@ def search(
     target: float,
     proxy: Callable[[Setting], float] | None = None,
     max_confirms: int = 3,
+    *,
+    accept: float | None = None,
+    start: int | None = None,
 ) -> Found[Setting] | None:
     """Find the first setting whose full-size output scores `target` or more.
 
     `encode` makes the full-size output of a setting and `score` rates it against
     the original; `proxy`, if given, rates a setting on a cheap copy and steers the
-    bisection, so that the full size is encoded only to confirm. None when no
-    setting holds the target within `max_confirms` full-size encodes.
+    bisection, so that the full size is encoded only to confirm. A confirm passes
+    at `accept` (default: `target`), so a proxy aimed a little high need not cost
+    a second confirm. `start` is a guess of the index (see `first_passing`). None
+    when no setting holds within `max_confirms` full-size encodes.
     """
+    accept = target if accept is None else accept
     proxy_scores: dict[int, float] = {}
     outputs: dict[int, tuple[bytes, float]] = {}
 
@@ -82,17 +156,19 @@ def search(
         return proxy_scores[index]
 
     indices = list(range(len(settings)))
-    index = first_passing(indices, proxy_score, target)
+    index = first_passing(indices, proxy_score, target, start=start)
     if index is None:
         index = len(settings) - 1
     for _ in range(max_confirms):
         data, value = full(index)
-        if value >= target:
+        if value >= accept:
             return Found(settings[index], data, value, len(proxy_scores), len(outputs))
         if proxy is None or index + 1 >= len(settings):
             return None
         # The proxy was optimistic by the shortfall: aim the proxy that much higher.
         aim = proxy_score(index) + (target - value)
-        next_index = first_passing(indices, proxy_score, aim, low=index + 1)
+        next_index = first_passing(
+            indices, proxy_score, aim, low=index + 1, start=index + 1
+        )
         index = index + 1 if next_index is None else next_index
     return None

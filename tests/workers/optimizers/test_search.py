@@ -61,6 +61,37 @@ def test_first_passing_bisects_to_the_first_setting_that_holds(
     assert len(asked) <= 9, f"bisection over 101 settings asked {len(asked)} times"
 
 
+GUESSES = [
+    # name, start, target, expected, most scores asked
+    ("guess right", 42, 42.0, 42, 3),
+    ("guess a little low", 38, 42.0, 42, 5),
+    ("guess a little high", 47, 42.0, 42, 4),
+    ("guess far off", 95, 3.0, 3, 9),
+    ("first setting", 10, 0.0, 0, 8),
+    ("none passes", 50, 100.5, None, 8),
+    ("start past the end", 500, 99.0, 99, 4),
+]
+
+
+@pytest.mark.parametrize(
+    ("start", "target", "expected", "most"),
+    [row[1:] for row in GUESSES],
+    ids=[row[0] for row in GUESSES],
+)
+def test_first_passing_from_a_guess(
+    start: int, target: float, expected: int | None, most: int
+) -> None:
+    asked: list[int] = []
+
+    def score(setting: int) -> float:
+        asked.append(setting)
+        return float(setting)
+
+    assert first_passing(SETTINGS, score, target, start=start) == expected
+    assert len(asked) <= most, f"a guess at {start} asked {len(asked)} scores"
+    assert len(asked) == len(set(asked)), f"a score was asked twice: {asked}"
+
+
 SEARCHES = [
     # name, proxy bias, target, expected setting, most full encodes
     ("exact proxy", 0.0, 70.0, 70, 1),
