@@ -356,10 +356,14 @@ def chart(rows: list[Summary], path: Path) -> None:
     from matplotlib import pyplot
 
     formats = list(dict.fromkeys(row.fmt for row in rows))
+    columns = min(3, len(formats))
+    lines = -(-len(formats) // columns)
     figure, axes = pyplot.subplots(
-        1, len(formats), figsize=(4.2 * len(formats), 4.2), squeeze=False
+        lines, columns, figsize=(5.0 * columns, 4.2 * lines), squeeze=False
     )
-    for axis, fmt in zip(axes[0], formats, strict=True):
+    for axis in axes.flat[len(formats) :]:
+        axis.set_visible(False)
+    for axis, fmt in zip(axes.flat, formats, strict=False):
         for row in (r for r in rows if r.fmt == fmt):
             lossless = row.mode == "lossless"
             score = 100.0 if lossless else row.median_score
