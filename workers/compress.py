@@ -15,6 +15,7 @@ from storage.images import DONE, FAILED, MEDIA_TYPES, PROCESSING, ImageRecord
 from storage.settings import Settings
 from storage.stores import Stores
 from storage.usage import Totals
+from workers import metrics
 from workers.optimizers import Limits, OptimizeError, Options, optimize
 from workers.tasks import SqueezerTask
 from workers.transient import TRANSIENT
@@ -67,6 +68,10 @@ def finish(stores: Stores, record: ImageRecord) -> None:
             parent = stores.accounts.get(record.main_account_id)
         after = record.size_after if record.status == DONE else record.size_before
         stores.usage.record(account, parent, Totals(record.size_before, after, 1))
+    metrics.IMAGES.labels(record.type, record.status).inc()
+    if record.status == DONE:
+        metrics.BYTES_IN.inc(record.size_before)
+        metrics.BYTES_OUT.inc(record.size_after)
     stores.images.publish_finished(record)
     if record.callback_url:
         compress.app.send_task(NOTIFY, args=[record.id])

@@ -1,4 +1,4 @@
-"""The base class of every Squeezer task: log context, timing, and the stores."""
+"""The base class of every Squeezer task: log context, metrics and the stores."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import time
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Retry
 
 from storage.stores import Stores
+from workers import metrics
 
 log = logging.getLogger("squeezer.worker")
 
@@ -34,9 +36,16 @@ class SqueezerTask(Task):
         started = time.perf_counter()
         try:
             result = super().__call__(*args, **kwargs)
-        except Exception:
+        except Exception as error:
+            outcome = "retry" if isinstance(error, Retry) else "error"
+            metrics.TASK_RUNS.labels(self.name, outcome).inc()
             log.warning("%s raised", self.name, exc_info=True, extra=context)
             raise
+        finally:
+            metrics.TASK_SECONDS.labels(self.name).observe(
+                time.perf_counter() - started
+            )
+        metrics.TASK_RUNS.labels(self.name, "ok").inc()
         elapsed = round((time.perf_counter() - started) * 1000, 1)
         log.info("%s done", self.name, extra=context | {"duration_ms": elapsed})
         return result

@@ -3,6 +3,7 @@ concurrent uploads against a quota, the purge run twice at once, repeated files.
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import sys
@@ -15,8 +16,10 @@ import pytest
 
 from storage.accounts import Accounts
 from storage.objects import ObjectNotFound
+from storage.usage import Usage
 from tests.conftest import CORPUS
-from tests.e2e.client import Client
+from tests.e2e.client import Client, multipart
+from tests.workers.local_http import answer, local_server
 from workers.purge import purge_expired
 
 PHOTO = CORPUS / "images/jpeg/pillow_flower.jpg"
@@ -198,3 +201,46 @@ def _wait_for_log(process, text: str, timeout: float = 30) -> None:
         assert process.process.poll() is None, process.tail()
         assert time.monotonic() < deadline, f"never logged {text!r}: {process.tail()}"
         time.sleep(0.1)
+
+
+def test_a_pending_download_waits_for_the_optimized_copy(api, worker):
+    downloads = []
+    with local_server() as hook:
+        hook.routes["/hook"] = answer(204)
+        with frozen(worker.process):
+            queued = api.upload(
+                PHOTO.read_bytes(), PHOTO.name, {"callback_url": hook.url("/hook")}
+            )
+            assert queued.status == 202, queued.body
+            record = queued.json()
+            assert record["status"] == "queued"
+            fetch = threading.Thread(
+                target=lambda: downloads.append(
+                    api.request("GET", record["optimized_url"])
+                )
+            )
+            fetch.start()
+            time.sleep(1.0)
+            assert fetch.is_alive(), "the download must wait while the job is pending"
+        fetch.join(timeout=60)
+    done = api.get(f"/v1/images/{record['id']}").json()
+    assert done["status"] == "done"
+    assert downloads[0].status == 200
+    assert len(downloads[0].body) == done["size_after"]
+
+
+def test_basic_auth_upload_is_refused_before_the_body_when_quota_is_gone(
+    live_api, e2e_stores
+):
+    account = Accounts(e2e_stores.redis).create(title="full", monthly_quota=100)
+    Usage(e2e_stores.redis).reserve(account, None, 100)
+    client = Client(live_api, account.api_key, account.api_secret)
+    body, content_type = multipart({}, PHOTO.read_bytes(), PHOTO.name)
+    token = base64.b64encode(f"{account.api_key}:{account.api_secret}".encode())
+    answer = client.request(
+        "POST",
+        "/v1/images",
+        body,
+        {"Content-Type": content_type, "Authorization": "Basic " + token.decode()},
+    )
+    assert answer.status == 403, answer.body
