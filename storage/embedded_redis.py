@@ -62,7 +62,7 @@ class EmbeddedRedis:
         config.touch(mode=0o600)
         config.write_text(
             f"bind 127.0.0.1\nport {self.port}\nrequirepass {self.password}\n"
-            f"dir {self.data_dir}\nappendonly yes\nappendfsync everysec\n"
+            f"dir {self.data_dir}\nappendonly yes\nappendfsync always\n"
             'save ""\nprotected-mode yes\nlogfile redis.log\n'
         )
         self.process = subprocess.Popen(  # noqa: S603 - fixed argument list
