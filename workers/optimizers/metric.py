@@ -43,6 +43,8 @@ def _gaussian_kernel() -> np.ndarray:
     return (taps / taps.sum()).astype(np.float32)
 
 
+_RADIUS = int(_TRUNCATE * _SIGMA + 0.5)
+_CHUNK_ELEMENTS = 16384
 _ROW_KERNEL = _gaussian_kernel()[None, :]
 _COLUMN_KERNEL = _gaussian_kernel()[:, None]
 
@@ -147,24 +149,13 @@ def _halve(linear: np.ndarray) -> np.ndarray:
     return total
 
 
-def _mean_and_l4(values: np.ndarray) -> np.ndarray:
-    """Per-plane mean and 4-norm of (3, h, w), as (3, 2)."""
-    flat = values.reshape(3, -1)
-    count = flat.shape[1]
-    fourth = np.square(flat)
-    np.square(fourth, out=fourth)
-    means = flat.sum(axis=1).astype(np.float64) / count
-    norms = (fourth.sum(axis=1).astype(np.float64) / count) ** 0.25
-    return np.stack([means, norms], axis=1)
-
-
 class _Scale:
     """One scale of the original: its planes, their blurs, and what blurs depend on.
 
     Planes are blurred less their mean over the original, so that the variances
     and covariances do not cancel away float32's precision on flat planes. The zero
-    padding makes a blur not shift-invariant near the left and right edges: `weight`,
-    the blur of a plane of ones, gives the terms that put the shift back there.
+    padding makes a blur not shift-invariant near the left and right edges: `shift`
+    and `shift_sq`, from the blur of a plane of ones, put the mean back there.
     """
 
     def __init__(self, xyb: np.ndarray) -> None:
@@ -178,18 +169,72 @@ class _Scale:
         self.centred = xyb - self.offset
         blurred = _blur(np.concatenate([self.centred, self.centred * self.centred]))
         self.mu_centred = blurred[:3]
-        self.mu = self.mu_centred + self.weighted_offset
-        self.variance = self.moment(blurred[3:], self.mu_centred, self.mu_centred)
-        self.edges = 1.0 + np.abs(xyb - self.mu)
+        self.variance = blurred[3:] - self.mu_centred * self.mu_centred
+        self._put_shift_back(self.variance, self.mu_centred, self.mu_centred)
+        mu = self.mu_centred + self.weighted_offset
+        self.edges = 1.0 + np.abs(xyb - mu)
 
-    def moment(
-        self, blurred_product: np.ndarray, mu_a: np.ndarray, mu_b: np.ndarray
-    ) -> np.ndarray:
-        """The (co)variance from blurs of centred planes, the shift put back."""
-        out = blurred_product - mu_a * mu_b
-        out += self.shift * (mu_a + mu_b)
-        out += self.shift_sq
-        return out
+    def _put_shift_back(
+        self, moment: np.ndarray, mu_a: np.ndarray, mu_b: np.ndarray
+    ) -> None:
+        """Correct a (co)variance of centred planes where the padding reaches."""
+        width = moment.shape[2]
+        if width <= 2 * _RADIUS:
+            moment += self.shift * (mu_a + mu_b) + self.shift_sq
+            return
+        for edge in (slice(0, _RADIUS), slice(width - _RADIUS, width)):
+            moment[:, :, edge] += (
+                self.shift[:, :, edge] * (mu_a[:, :, edge] + mu_b[:, :, edge])
+                + self.shift_sq[:, :, edge]
+            )
+
+    def compare(self, xyb: np.ndarray, blurred: np.ndarray) -> np.ndarray:
+        """The (channel, norm, term) averages of a distorted scale against this one.
+
+        `blurred` holds the blurs of the distorted planes less the offset, of their
+        squares, and of their products with the original's. Rows are taken in
+        chunks, so that the dozen elementwise steps run in cache.
+        """
+        _, height, width = xyb.shape
+        sums = np.zeros((3, 6))
+        step = max(1, _CHUNK_ELEMENTS // width)
+        for top in range(0, height, step):
+            rows = slice(top, top + step)
+            mu1 = self.mu_centred[:, rows]
+            mu2 = blurred[:3, rows]
+            covariance = blurred[6:, rows] - mu1 * mu2
+            self._put_shift_back(covariance, mu1, mu2)
+            variance = blurred[3:6, rows] - mu2 * mu2
+            self._put_shift_back(variance, mu2, mu2)
+            num_s = covariance
+            num_s *= 2.0
+            num_s += _C2
+            # Summed in the order of num_s, so that identical planes give exactly 1.
+            denom_s = variance
+            denom_s += self.variance[:, rows]
+            denom_s += _C2
+            num_m = mu1 - mu2
+            np.square(num_m, out=num_m)
+            np.subtract(1.0, num_m, out=num_m)
+            num_m *= num_s
+            num_m /= denom_s
+            ssim = np.subtract(1.0, num_m, out=num_m)
+            np.maximum(ssim, 0.0, out=ssim)
+            mu2 = mu2 + self.weighted_offset
+            ratio = np.abs(xyb[:, rows] - mu2, out=mu2)
+            ratio += 1.0
+            ratio /= self.edges[:, rows]
+            ratio -= 1.0
+            artifact = np.maximum(ratio, 0.0)
+            detail = np.maximum(-ratio, 0.0, out=ratio)
+            for column, values in enumerate((ssim, artifact, detail)):
+                sums[:, 2 * column] += values.sum(axis=(1, 2))
+                np.square(values, out=values)
+                np.square(values, out=values)
+                sums[:, 2 * column + 1] += values.sum(axis=(1, 2))
+        means = sums / (height * width)
+        means[:, 1::2] **= 0.25
+        return means.reshape(3, 3, 2).transpose(0, 2, 1)
 
 
 def _pyramid(pixels: np.ndarray) -> list[np.ndarray]:
@@ -241,29 +286,7 @@ class Reference:
             blurred = _blur(
                 np.concatenate([centred, centred * centred, ref.centred * centred])
             )
-            mu2_centred = blurred[:3]
-            num_m = ref.mu_centred - mu2_centred
-            np.square(num_m, out=num_m)
-            np.subtract(1.0, num_m, out=num_m)
-            num_s = ref.moment(blurred[6:], ref.mu_centred, mu2_centred)
-            num_s *= 2.0
-            num_s += _C2
-            # Summed in the order of num_s, so that identical planes give exactly 1.
-            denom_s = ref.moment(blurred[3:6], mu2_centred, mu2_centred)
-            denom_s += ref.variance
-            denom_s += _C2
-            num_m *= num_s
-            num_m /= denom_s
-            ssim = np.subtract(1.0, num_m, out=num_m)
-            np.maximum(ssim, 0.0, out=ssim)
-            mu2 = mu2_centred + ref.weighted_offset
-            ratio = np.abs(xyb - mu2)
-            ratio += 1.0
-            ratio /= ref.edges
-            ratio -= 1.0
-            terms[:, index, :, 0] = _mean_and_l4(ssim)
-            terms[:, index, :, 1] = _mean_and_l4(np.maximum(ratio, 0.0))
-            terms[:, index, :, 2] = _mean_and_l4(np.maximum(-ratio, 0.0))
+            terms[:, index] = ref.compare(xyb, blurred)
         return _final_score(terms)
 
     def score_image(self, image: Image.Image) -> float:
