@@ -2,9 +2,10 @@
 
 Lossless keeps every DCT coefficient: mozjpeg re-codes the scans (progressive,
 optimised Huffman tables) and the metadata is kept or stripped by editing marker
-segments. Lossy decodes once and searches quality and chroma subsampling for the
-smallest progressive JPEG that holds the SSIMULACRA2 target, on a mosaic of tiles
-cut from the image along its 16-pixel block grid, then confirms once at full size.
+segments. Lossy decodes once and searches the quality of two encoders, jpegli at
+4:2:0 and libjpeg-turbo at 4:4:4 (tests/benchmarks/jpeg_encoders.py shows why),
+for the smallest progressive JPEG that holds the SSIMULACRA2 target, on a mosaic
+of tiles cut along the 16-pixel block grid, then confirms once at full size.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import mozjpeg_lossless_optimization
 import numpy as np
+import pyjpegli
 from PIL import Image
 
 from workers.optimizers.base import Limits, Options, Result
@@ -34,8 +36,11 @@ from workers.optimizers.search import first_passing, search
 # The score every lossy JPEG is searched to; tuned on the corpus so that the
 # median lands near the peers' while no file falls below the floor of 70.
 TARGET = 84.0
+# A full-size confirm this far below the target passes: the proxy aims at the
+# target, and a second confirm would cost more than the bytes it saves.
+CONFIRM_SLACK = 1.0
 QUALITIES = tuple(range(30, 99))
-SUBSAMPLINGS = (2, 0)  # 4:2:0 and 4:4:4, as Pillow names them
+FIRST_GUESS = 80
 PROXY_PIXELS = 128 * 128 * 6
 PROXY_TILE = 128
 # A lossy result this close to the input's size is compared with the exact copy.
@@ -44,10 +49,18 @@ CLOSE_TO_INPUT = 0.9
 
 @dataclass(frozen=True)
 class Setting:
-    """One encoder setting: quality 1-100 and Pillow's subsampling code."""
+    """One encoder setting: quality 1-100 and which encoder.
+
+    "jpegli" is jpegli (4:2:0, adaptive quantisation) re-coded progressive by
+    mozjpeg; "444" is libjpeg-turbo through Pillow, full-resolution chroma or
+    grey, progressive.
+    """
 
     quality: int
-    subsampling: int
+    encoder: str
+
+
+ENCODERS = ("jpegli", "444")
 
 
 class JpegOptimizer:
@@ -109,25 +122,37 @@ def _lossless(data: bytes, image: Image.Image, options: Options) -> Result:
     return Result(min(candidates, key=len), "jpeg", image.width, image.height)
 
 
-def encode(
-    image: Image.Image, setting: Setting, metadata: Metadata | None = None
-) -> bytes:
-    """A progressive JPEG with optimised Huffman tables at one setting."""
+def encode(image: Image.Image, setting: Setting, metadata: Metadata) -> bytes:
+    """The progressive JPEG of one setting, carrying `metadata`."""
+    if setting.encoder == "jpegli":
+        baseline = _baseline(image, setting)
+        progressive = mozjpeg_lossless_optimization.optimize(baseline)
+        return with_metadata(progressive, metadata.exif, metadata.icc)
     buffer = io.BytesIO()
     extra = {}
-    if metadata is not None and metadata.exif:
+    if metadata.exif:
         extra["exif"] = metadata.exif
-    if metadata is not None and metadata.icc:
+    if metadata.icc:
         extra["icc_profile"] = metadata.icc
     image.save(
         buffer,
         "JPEG",
         quality=setting.quality,
-        subsampling=setting.subsampling,
+        subsampling=0,
         optimize=True,
         progressive=True,
         **extra,
     )
+    return buffer.getvalue()
+
+
+def _baseline(image: Image.Image, setting: Setting) -> bytes:
+    """A baseline encode: the coefficients of `encode`, with cheaper entropy coding."""
+    if setting.encoder == "jpegli":
+        pixels = np.ascontiguousarray(np.asarray(image.convert("RGB")))
+        return pyjpegli.encode(pixels, image.width, image.height, setting.quality)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=setting.quality, subsampling=0, optimize=True)
     return buffer.getvalue()
 
 
@@ -139,21 +164,21 @@ def _decoded(data: bytes) -> np.ndarray:
 def _search(image: Image.Image, metadata: Metadata, target: float) -> bytes:
     """The smallest encode of `image` that holds `target`, or the best effort.
 
-    Each subsampling is bisected on the proxy; the one whose proxy comes out
-    smaller is confirmed at full size.
+    Each encoder is searched on the proxy; the one whose proxy comes out smaller
+    is confirmed at full size.
     """
     reference = Reference(rgb_over_white(image))
     proxy_image = proxy_mosaic(image)
     proxy_reference = (
         reference if proxy_image is image else Reference(rgb_over_white(proxy_image))
     )
-    subsamplings = SUBSAMPLINGS if image.mode != "L" else (0,)
+    encoders = ENCODERS if image.mode != "L" else ("444",)
     proxy_sizes: dict[Setting, int] = {}
     proxy_scores: dict[Setting, float] = {}
 
     def proxy(setting: Setting) -> float:
         if setting not in proxy_scores:
-            data = _quick_encode(proxy_image, setting)
+            data = _baseline(proxy_image, setting)
             proxy_sizes[setting] = len(data)
             proxy_scores[setting] = proxy_reference.score(_decoded(data))
         return proxy_scores[setting]
@@ -161,35 +186,38 @@ def _search(image: Image.Image, metadata: Metadata, target: float) -> bytes:
     def score(data: bytes) -> float:
         return reference.score(_decoded(data))
 
-    # A subsampling that cannot reach the target loses to one that can, whatever
+    # An encoder that cannot reach the target loses to one that can, whatever
     # its size; when neither can, the higher top score wins.
     ranked = []
-    for subsampling in subsamplings:
-        settings = [Setting(quality, subsampling) for quality in QUALITIES]
-        index = first_passing(settings, proxy, target)
+    guess = QUALITIES.index(FIRST_GUESS)
+    for name in encoders:
+        settings = [Setting(quality, name) for quality in QUALITIES]
+        index = first_passing(settings, proxy, target, start=guess)
         if index is None:
-            ranked.append((1, -proxy(settings[-1]), settings))
+            ranked.append((1, -proxy(settings[-1]), settings, len(settings) - 1))
         else:
-            ranked.append((0, proxy_sizes[settings[index]], settings))
-    settings = min(ranked, key=lambda entry: entry[:2])[2]
+            ranked.append((0, proxy_sizes[settings[index]], settings, index))
+            guess = index
+    _, _, settings, index = min(ranked, key=lambda entry: entry[:2])
 
     def full(setting: Setting) -> bytes:
         return encode(image, setting, metadata)
 
     if proxy_image is image:
-        found = search(settings, full, score, target, proxy=proxy, max_confirms=2)
-    else:
-        found = search(settings, full, score, target, proxy=proxy, max_confirms=3)
+        # The proxy was the image itself: its scores are the full-size scores.
+        return full(settings[index])
+    found = search(
+        settings,
+        full,
+        score,
+        target,
+        proxy=proxy,
+        accept=target - CONFIRM_SLACK,
+        start=index,
+    )
     if found is not None:
         return found.data
     return full(settings[-1])
-
-
-def _quick_encode(image: Image.Image, setting: Setting) -> bytes:
-    """A baseline encode for the proxy: same coefficients, cheaper entropy coding."""
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=setting.quality, subsampling=setting.subsampling)
-    return buffer.getvalue()
 
 
 def proxy_mosaic(image: Image.Image, budget: int = PROXY_PIXELS) -> Image.Image:
