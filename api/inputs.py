@@ -16,6 +16,8 @@ from flask import g, request
 from storage.errors import BadRequest
 
 _EMPTY_PARAMS = ("", "[]", "{}", "null")
+# The largest integer a float, and so every JSON client, holds exactly.
+MAX_SAFE_INTEGER = 2**53 - 1
 
 
 def raw_value(name: str) -> Any:
@@ -86,8 +88,14 @@ def unquote(value: str) -> str:
     return value
 
 
-def integer(value: Any, name: str, *, minimum: int = 0) -> int | None:
-    """An integer sent as a number or a string (`1600`, `"1600"`); None if absent."""
+def integer(
+    value: Any, name: str, *, minimum: int = 0, maximum: int = MAX_SAFE_INTEGER
+) -> int | None:
+    """An integer sent as a number or a string (`1600`, `"1600"`); None if absent.
+
+    Numbers past 2**53 are refused: they do not survive a float, and JavaScript
+    and PHP clients would read them back rounded.
+    """
     if value is None or (isinstance(value, str) and unquote(value) == ""):
         return None
     if isinstance(value, bool):
@@ -100,6 +108,8 @@ def integer(value: Any, name: str, *, minimum: int = 0) -> int | None:
         raise BadRequest(f"{name} must be a whole number.")
     if number < minimum:
         raise BadRequest(f"{name} must be at least {minimum}.")
+    if number > maximum:
+        raise BadRequest(f"{name} must be at most {maximum}.")
     return int(number)
 
 

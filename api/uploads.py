@@ -49,7 +49,7 @@ def parse(params: dict[str, Any]) -> UploadRequest:
     url = _text(inputs.field("url", params), "url")
     nested = params.get("params")
     if nested is not None:
-        params = _as_object(nested)
+        params = _as_object(nested, "params")
     options = UploadOptions(
         compression_type=_compression_type(params.get("compression_type")),
         **_resize(params.get("resize")),
@@ -72,7 +72,7 @@ def _compression_type(value: Any) -> str:
 def _resize(value: Any) -> dict[str, int]:
     if value in (None, "", [], {}):
         return {}
-    value = _as_object(value)
+    value = _as_object(value, "resize")
     bounds = {}
     for side in ("width", "height"):
         bound = inputs.integer(value.get(side), f"resize {side}") or 0
@@ -111,14 +111,15 @@ def _text(value: Any, name: str) -> str | None:
     return inputs.text(value, name, max_length=8192)
 
 
-def _as_object(value: Any) -> dict[str, Any]:
+def _as_object(value: Any, name: str) -> dict[str, Any]:
+    """A nested object, given as one or as its JSON text; `name` is for messages."""
     if isinstance(value, str):
         try:
             value = inputs.decode_json(value) if value.strip() else {}
         except ValueError:
-            raise BadRequest("params is not valid JSON.") from None
+            raise BadRequest(f"{name} is not valid JSON.") from None
     if value in (None, []):
         return {}
     if not isinstance(value, dict):
-        raise BadRequest("params must be a JSON object.")
+        raise BadRequest(f"{name} must be a JSON object.")
     return value

@@ -132,6 +132,7 @@ BAD_CREATE = {
     "negative quota": {"quota": "-1"},
     "non-numeric quota": {"quota": "lots"},
     "fractional quota": {"monthly_quota": "1.5"},
+    "quota past 2**53": {"quota": "1e30"},
     "boolean quota": {"params": json.dumps({"quota": True})},
     "params not JSON": {"params": "{title: nope"},
     "params a number": {"params": "5"},
