@@ -188,12 +188,16 @@ def to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
 def _apply_profile(image: Image.Image, icc: bytes | None) -> Image.Image | None:
     if not icc or image.mode not in ("RGB", "L", "CMYK"):
         return None
+    # Perceptual, as browsers render a profile (and LittleCMS by default); the
+    # intent a profile's header suggests moves CMYK colours by a visible amount.
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        intent = ImageCms.getDefaultIntent(source)
-        out_mode = "RGB"
         converted = ImageCms.profileToProfile(
-            image, source, _SRGB, renderingIntent=intent, outputMode=out_mode
+            image,
+            source,
+            _SRGB,
+            renderingIntent=ImageCms.Intent.PERCEPTUAL,
+            outputMode="RGB",
         )
     except (ImageCms.PyCMSError, OSError, ValueError):
         return None
