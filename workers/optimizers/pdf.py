@@ -13,7 +13,7 @@ import io
 
 import pikepdf
 
-from workers.optimizers import pdfimages, pdfstreams
+from workers.optimizers import pdf_private, pdfimages, pdfstreams
 from workers.optimizers.base import Limits, Options, Result
 from workers.optimizers.deadline import run_with_time_limit
 from workers.optimizers.errors import CorruptFile, LimitExceeded
@@ -47,6 +47,7 @@ def _optimize(data: bytes, options: Options, limits: Limits) -> Result:
     with open_checked(data, limits) as pdf:
         check_decoded_size(pdf, limits)
         if not options.lossless:
+            pdf_private.drop_private_data(pdf)
             pdfimages.reduce_images(pdf, limits)
         pdf.remove_unreferenced_resources()
 
