@@ -11,7 +11,6 @@ faithfully (1-bit, indexed, JBIG2, CCITT, JPEG 2000, colour keys), are left alon
 from __future__ import annotations
 
 import io
-import math
 import time
 from dataclasses import dataclass
 
@@ -104,14 +103,14 @@ def wanted_size(
     """The image's size at TARGET_DPI over `extent` (points), never enlarged.
 
     One scale serves both axes, the larger of the two they need, so that neither
-    falls below TARGET_DPI.
+    falls below TARGET_DPI by more than rounding to whole samples.
     """
     need_x = extent[0] * TARGET_DPI / _POINTS_PER_INCH
     need_y = extent[1] * TARGET_DPI / _POINTS_PER_INCH
     scale = max(need_x / width, need_y / height)
     if scale * RESAMPLE_ABOVE >= 1.0:
         return width, height
-    return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def _reduce(
