@@ -71,11 +71,21 @@ def reduce_images(pdf: pikepdf.Pdf, limits: Limits) -> None:
         for key, extent in placements.measured().items()
         if isinstance(image := pdf.get_object(key), pikepdf.Stream)
     ]
-    images.sort(key=lambda entry: len(entry[0].read_raw_bytes()), reverse=True)
+    images.sort(key=lambda entry: _stored_size(entry[0]), reverse=True)
     for image, extent in images:
         if time.monotonic() > stop_at:
             return
-        _reduce(image, masks.get(image.objgen), extent, limits)
+        try:
+            _reduce(image, masks.get(image.objgen), extent, limits)
+        except pikepdf.PdfError:
+            continue  # a damaged image stream is left for the lossless pass
+
+
+def _stored_size(stream: pikepdf.Stream) -> int:
+    try:
+        return len(stream.read_raw_bytes())
+    except pikepdf.PdfError:
+        return 0
 
 
 def _own_masks(pdf: pikepdf.Pdf, placements: Placements) -> dict[ObjGen, _Mask]:
