@@ -1,0 +1,104 @@
+"""The frames of a GIF as a viewer shows them, and a candidate's score against them.
+
+An animation is scored as the benchmark scores it: SSIMULACRA2 of each frame with
+alpha over white, the mean over a sample of frames spread evenly, and where the
+candidate merged frames, whichever of its frames is on screen when the original's
+frame starts. The scorer decodes and prepares the original's frames once; a cheaper
+scorer sees fewer frames, or only a mosaic of crops of each.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from bisect import bisect_right
+from itertools import accumulate
+from statistics import fmean
+
+import numpy as np
+from PIL import Image
+
+from workers.optimizers import gif_blocks
+from workers.optimizers.errors import CorruptFile
+from workers.optimizers.imaging import DECODE_ERRORS
+from workers.optimizers.metric import Reference, rgb_over_white
+from workers.optimizers.perceptual import proxy_of
+
+
+def starts(layout: gif_blocks.Layout) -> list[int]:
+    """When each frame starts showing, in hundredths of a second."""
+    return [0, *accumulate(frame.delay for frame in layout.frames)][:-1]
+
+
+def sample(count: int, limit: int) -> list[int]:
+    """Indices of up to `limit` of `count` frames spread evenly, first and last."""
+    if count <= limit:
+        return list(range(count))
+    if limit == 1:
+        return [0]
+    step = (count - 1) / (limit - 1)
+    return sorted({round(i * step) for i in range(limit)})
+
+
+def shown_frames(data: bytes, indices: list[int]) -> dict[int, np.ndarray]:
+    """The frames at `indices` as shown (disposal applied), RGB over white.
+
+    CorruptFile if the pixels do not decode.
+    """
+    wanted = sorted(set(indices))
+    shown = {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                for index in wanted:
+                    image.seek(index)
+                    shown[index] = rgb_over_white(image)
+    except DECODE_ERRORS as error:
+        raise CorruptFile("The GIF image data is truncated or corrupt.") from error
+    return shown
+
+
+class FrameScorer:
+    """Scores candidates against a sample of an original's frames.
+
+    `frames` caps how many frames are scored; with `proxy_pixels`, a frame larger
+    than twice that is scored on a mosaic of crops of about that many pixels.
+    """
+
+    def __init__(
+        self,
+        data: bytes,
+        layout: gif_blocks.Layout,
+        frames: int,
+        proxy_pixels: int | None = None,
+    ) -> None:
+        self.count = len(layout.frames)
+        self.indices = sample(self.count, frames)
+        frame_starts = starts(layout)
+        self.times = [frame_starts[index] for index in self.indices]
+        self.proxy_pixels = proxy_pixels
+        shown = shown_frames(data, self.indices)
+        self.references = [Reference(self._view(shown[i])) for i in self.indices]
+
+    def _view(self, pixels: np.ndarray) -> np.ndarray:
+        if self.proxy_pixels is None:
+            return pixels
+        mosaic = proxy_of(Image.fromarray(pixels), self.proxy_pixels)
+        return pixels if mosaic is None else np.asarray(mosaic)
+
+    def shown_indices(self, layout: gif_blocks.Layout) -> list[int]:
+        """The candidate's frames to compare with the sampled originals."""
+        if len(layout.frames) == self.count:
+            return self.indices
+        frame_starts = starts(layout)
+        return [max(bisect_right(frame_starts, t) - 1, 0) for t in self.times]
+
+    def score(self, candidate: bytes) -> float:
+        """The mean score of the candidate's frames against the sampled originals."""
+        indices = self.shown_indices(gif_blocks.read_layout(candidate))
+        shown = shown_frames(candidate, indices)
+        return fmean(
+            reference.score(self._view(shown[index]))
+            for reference, index in zip(self.references, indices, strict=True)
+        )
