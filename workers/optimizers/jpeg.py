@@ -2,22 +2,27 @@
 
 Lossless keeps every DCT coefficient: mozjpeg re-codes the scans (progressive,
 optimised Huffman tables) and the metadata is kept or stripped by editing marker
-segments. Lossy decodes once and searches the quality of two encoders, jpegli at
-4:2:0 and libjpeg-turbo at 4:4:4 (tests/benchmarks/jpeg_encoders.py shows why),
-for the smallest progressive JPEG that holds the SSIMULACRA2 target, on a mosaic
-of tiles cut along the 16-pixel block grid, then confirms once at full size.
+segments. Lossy hands back that exact copy when the input is already coarsely
+quantised (re-encoding it would add loss for few bytes); otherwise it decodes
+once and searches the quality of two encoders, jpegli at 4:2:0 and libjpeg-turbo
+at 4:4:4 (tests/benchmarks/jpeg_encoders.py compares them), for the smallest
+progressive JPEG that holds the SSIMULACRA2 target. The search runs on a mosaic
+of tiles picked across the image's range of detail, and the full size is
+encoded once, at the quality the mosaic picked.
 """
 
 from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import mozjpeg_lossless_optimization
 import numpy as np
 import pyjpegli
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from workers.optimizers.base import Limits, Options, Result
 from workers.optimizers.errors import CorruptFile
@@ -31,20 +36,31 @@ from workers.optimizers.imaging import (
 )
 from workers.optimizers.jpeg_markers import with_metadata
 from workers.optimizers.metric import Reference, rgb_over_white
-from workers.optimizers.search import first_passing, search
 
-# The score every lossy JPEG is searched to; tuned on the corpus so that the
-# median lands near the peers' while no file falls below the floor of 70.
-TARGET = 84.0
-# A full-size confirm this far below the target passes: the proxy aims at the
-# target, and a second confirm would cost more than the bytes it saves.
-CONFIRM_SLACK = 1.0
+# The score every lossy JPEG is searched to.
+TARGET = 85.0
+# An input whose luminance table is as coarse as IJG quality KEEP_QUALITY or
+# coarser is handed back exact: a re-encode that holds the target saves little.
+KEEP_QUALITY = 80.0
 QUALITIES = tuple(range(30, 99))
-FIRST_GUESS = 80
-PROXY_PIXELS = 128 * 128 * 6
-PROXY_TILE = 128
+# The proxy: PROXY_PIXELS / PROXY_TILE**2 tiles, each a whole number of 16-pixel
+# blocks. On the corpus, its score runs about PROXY_BIAS above the full size's.
+PROXY_PIXELS = 64 * 64 * 16
+PROXY_TILE = 64
+PROXY_BIAS = 1.5
+# Score points gained per quality step near the target, for the first stride.
+SLOPE = 0.7
 # A lossy result this close to the input's size is compared with the exact copy.
-CLOSE_TO_INPUT = 0.9
+CLOSE_TO_INPUT = 0.85
+
+# Table K.1 of the JPEG standard: the luminance table that IJG quality scales.
+_ANNEX_K_LUMINANCE = (
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+)  # fmt: skip
+_SUBSAMPLED_420 = 2  # JpegImagePlugin.get_sampling's value for 4:2:0
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,10 @@ class Setting:
 
 
 ENCODERS = ("jpegli", "444")
+# The size of `encode`'s progressive output over the baseline's, on the corpus.
+_PROGRESSIVE_GAIN = {"jpegli": 0.92, "444": 0.98}
+# Where each encoder's search starts: about where the corpus holds the target.
+_FIRST_GUESS = {"jpegli": 87, "444": 81}
 
 
 class JpegOptimizer:
@@ -78,15 +98,18 @@ class JpegOptimizer:
     def optimize(self, data: bytes, options: Options, limits: Limits) -> Result:
         image = _open_jpeg(data, limits)
         resized = fit_size(image.width, image.height, options.resize) != image.size
-        if options.lossless and not resized:
+        if resized:
+            return self._lossy(data, image, options)
+        if options.lossless or _already_coarse(image):
             return _lossless(data, image, options)
         return self._lossy(data, image, options)
 
     def _lossy(self, data: bytes, image: Image.Image, options: Options) -> Result:
         resized = fit_size(image.width, image.height, options.resize) != image.size
+        encoders = _encoders_for(image, resized)
         prepared = prepare(image, options)
         pixels = prepared.image
-        encoded = _search(pixels, prepared.metadata, self.target)
+        encoded = _search(pixels, prepared.metadata, self.target, encoders)
         width, height = pixels.size
         if resized:
             return Result(encoded, "jpeg", width, height)
@@ -104,6 +127,47 @@ def _open_jpeg(data: bytes, limits: Limits) -> Image.Image:
     if image.format != "JPEG":
         raise CorruptFile("The file is not a JPEG.")
     return image
+
+
+def input_quality(image: Image.Image) -> float | None:
+    """The IJG quality whose luminance table is as coarse as the input's, or None.
+
+    The tables' sums are compared, as IJG quality scales Table K.1: 50 is the
+    table itself, 100 all ones; tables of other encoders land where they weigh.
+    """
+    tables = getattr(image, "quantization", None) or {}
+    luminance = tables.get(0)
+    if not luminance or len(luminance) != 64:
+        return None
+    scale = 100.0 * sum(luminance) / sum(_ANNEX_K_LUMINANCE)
+    return (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
+
+
+def _already_coarse(image: Image.Image) -> bool:
+    """Whether re-encoding can only add loss for few bytes: a coarse RGB or grey.
+
+    CMYK and YCCK gain by re-encoding at any quality: three channels, and
+    subsampled chroma, take fewer bytes than four.
+    """
+    quality = input_quality(image)
+    return image.mode != "CMYK" and quality is not None and quality <= KEEP_QUALITY
+
+
+def _encoders_for(image: Image.Image, resized: bool) -> tuple[str, ...]:
+    """The encoders worth searching, the likelier winner first.
+
+    Grey takes libjpeg-turbo alone (jpegli here takes RGB only). An input at
+    4:2:0 holds no more chroma than jpegli keeps, unless a resize sharpens it;
+    one at full-resolution chroma may hold colour edges that 4:2:0 blurs below
+    the target at any quality, so libjpeg-turbo goes first there.
+    """
+    if image.mode in ("L", "LA", "I", "I;16", "1"):
+        return ("444",)
+    if resized:
+        return ENCODERS
+    if image.mode == "RGB" and JpegImagePlugin.get_sampling(image) == _SUBSAMPLED_420:
+        return ("jpegli",)
+    return ("444", "jpegli")
 
 
 def _lossless(data: bytes, image: Image.Image, options: Options) -> Result:
@@ -156,99 +220,166 @@ def _baseline(image: Image.Image, setting: Setting) -> bytes:
     return buffer.getvalue()
 
 
-def _decoded(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as image:
-        return rgb_over_white(image)
+@dataclass(frozen=True)
+class Trial:
+    """One setting tried on the proxy: the bytes of its encode and its score."""
+
+    size: int
+    score: float
 
 
-def _search(image: Image.Image, metadata: Metadata, target: float) -> bytes:
-    """The smallest encode of `image` that holds `target`, or the best effort.
+class ProxyTrials:
+    """Each setting encoded once on the proxy and scored against it.
 
-    Each encoder is searched on the proxy; the one whose proxy comes out smaller
-    is confirmed at full size.
+    A trial's size is the baseline encode's, scaled by what the progressive
+    re-coding of `encode` saves on the corpus, so encoders compare as they ship.
     """
-    reference = Reference(rgb_over_white(image))
-    proxy_image = proxy_mosaic(image)
-    proxy_reference = (
-        reference if proxy_image is image else Reference(rgb_over_white(proxy_image))
-    )
-    encoders = ENCODERS if image.mode != "L" else ("444",)
-    proxy_sizes: dict[Setting, int] = {}
-    proxy_scores: dict[Setting, float] = {}
 
-    def proxy(setting: Setting) -> float:
-        if setting not in proxy_scores:
-            data = _baseline(proxy_image, setting)
-            proxy_sizes[setting] = len(data)
-            proxy_scores[setting] = proxy_reference.score(_decoded(data))
-        return proxy_scores[setting]
+    def __init__(self, proxy: Image.Image) -> None:
+        self.proxy = proxy
+        self.reference = Reference(rgb_over_white(proxy))
+        self.trials: dict[Setting, Trial] = {}
 
-    def score(data: bytes) -> float:
-        return reference.score(_decoded(data))
+    def __call__(self, setting: Setting) -> Trial:
+        if setting not in self.trials:
+            data = _baseline(self.proxy, setting)
+            with Image.open(io.BytesIO(data)) as decoded:
+                score = self.reference.score(rgb_over_white(decoded))
+            size = round(len(data) * _PROGRESSIVE_GAIN[setting.encoder])
+            self.trials[setting] = Trial(size, score)
+        return self.trials[setting]
 
-    # An encoder that cannot reach the target loses to one that can, whatever
-    # its size; when neither can, the higher top score wins.
-    ranked = []
-    guess = QUALITIES.index(FIRST_GUESS)
-    for name in encoders:
-        settings = [Setting(quality, name) for quality in QUALITIES]
-        index = first_passing(settings, proxy, target, start=guess)
-        if index is None:
-            ranked.append((1, -proxy(settings[-1]), settings, len(settings) - 1))
+
+def _search(
+    image: Image.Image, metadata: Metadata, target: float, encoders: tuple[str, ...]
+) -> bytes:
+    """The full-size encode at the cheapest setting that holds `target` on the proxy.
+
+    A proxy that samples the image aims PROXY_BIAS higher. An encoder that cannot
+    reach the aim loses to one that can; when neither can, the higher top score
+    wins.
+    """
+    proxy = proxy_mosaic(image)
+    aim = target if proxy is image else target + PROXY_BIAS
+    trial = ProxyTrials(proxy)
+    best: Setting | None = None
+    for encoder in encoders:
+        bound = trial(best).size if best is not None else None
+        found = lowest_passing(trial, encoder, aim, _FIRST_GUESS[encoder], bound)
+        if found is not None and (bound is None or trial(found).size < bound):
+            best = found
+    if best is None:
+        tops = [Setting(QUALITIES[-1], encoder) for encoder in encoders]
+        best = max(tops, key=lambda setting: trial(setting).score)
+    return encode(image, best, metadata)
+
+
+def lowest_passing(
+    trial: Callable[[Setting], Trial],
+    encoder: str,
+    aim: float,
+    start: int,
+    bound: int | None = None,
+) -> Setting | None:
+    """The lowest quality of `encoder` whose trial scores `aim`, or None.
+
+    Steps from `start` by the score still missing over SLOPE, then by the slope
+    the trials show, and narrows the bracket by interpolating its ends. None when
+    the highest quality falls short, or when a failing trial already takes
+    `bound` bytes or more: every passing one would take more.
+    """
+    lowest, highest = QUALITIES[0], QUALITIES[-1]
+    scores: dict[int, float] = {}
+    failing, passing = lowest - 1, None
+    quality = min(max(start, lowest), highest)
+    while True:
+        result = trial(Setting(quality, encoder))
+        scores[quality] = result.score
+        if result.score >= aim:
+            passing = quality
         else:
-            ranked.append((0, proxy_sizes[settings[index]], settings, index))
-            guess = index
-    _, _, settings, index = min(ranked, key=lambda entry: entry[:2])
-
-    def full(setting: Setting) -> bytes:
-        return encode(image, setting, metadata)
-
-    if proxy_image is image:
-        # The proxy was the image itself: its scores are the full-size scores.
-        return full(settings[index])
-    found = search(
-        settings,
-        full,
-        score,
-        target,
-        proxy=proxy,
-        accept=target - CONFIRM_SLACK,
-        start=index,
-    )
-    if found is not None:
-        return found.data
-    return full(settings[-1])
+            failing = quality
+            if bound is not None and result.size >= bound:
+                return None
+        if passing is not None and passing - failing <= 1:
+            return Setting(passing, encoder)
+        if passing is None and failing >= highest:
+            return None
+        quality = _next_quality(scores, failing, passing, aim, quality)
 
 
-def proxy_mosaic(image: Image.Image, budget: int = PROXY_PIXELS) -> Image.Image:
-    """Tiles cut along the 16-pixel block grid, spread over the image, side by side.
+def _next_quality(
+    scores: dict[int, float],
+    failing: int,
+    passing: int | None,
+    aim: float,
+    last: int,
+) -> int:
+    """The next quality to try, strictly inside the bracket (failing, passing)."""
+    upper = QUALITIES[-1] if passing is None else passing - 1
+    if failing in scores and passing is not None:
+        low, high = scores[failing], scores[passing]
+        fraction = (aim - low) / (high - low) if high > low else 0.5
+        guess = failing + math.ceil(fraction * (passing - failing))
+    else:
+        slope = _slope(scores)
+        guess = last + math.ceil((aim - scores[last]) / slope)
+        if scores[last] >= aim:
+            guess = last - max(1, math.floor((scores[last] - aim) / slope))
+    return min(max(guess, failing + 1), upper)
 
-    Encoding the mosaic quantises those blocks as the full image would, at a
-    fraction of the cost; an image within the budget is its own proxy.
+
+def _slope(scores: dict[int, float]) -> float:
+    """Score points per quality step between the two latest trials, or SLOPE."""
+    if len(scores) < 2:
+        return SLOPE
+    (a, score_a), (b, score_b) = list(scores.items())[-2:]
+    slope = (score_b - score_a) / (b - a)
+    return slope if slope > SLOPE / 4 else SLOPE
+
+
+def proxy_mosaic(
+    image: Image.Image, budget: int = PROXY_PIXELS, tile: int = PROXY_TILE
+) -> Image.Image:
+    """Tiles picked across the image's range of detail, side by side.
+
+    SSIMULACRA2 weighs the worst areas heavily, so tiles picked by position
+    miss or overweight them; tiles are ranked by activity (the absolute
+    differences of neighbouring luma) and taken at evenly spaced ranks, so that
+    flat, middling and busy parts come in the image's proportions. Tiles follow
+    the 16-pixel block grid, so encoders quantise them as they would the image.
+    An image within the budget, or of fewer tiles, is its own proxy.
     """
     width, height = image.size
-    if width * height <= budget:
-        return image
-    tile = min(PROXY_TILE, width // 16 * 16, height // 16 * 16)
-    if tile < 16:
-        return image
     columns, rows = width // tile, height // tile
-    wanted = max(1, budget // (tile * tile))
-    across = max(1, min(columns, round(math.sqrt(wanted * columns / rows))))
-    down = max(1, min(rows, wanted // across))
-    xs = _spread(columns, across)
-    ys = _spread(rows, down)
-    mosaic = Image.new(image.mode, (tile * len(xs), tile * len(ys)))
-    for row, y in enumerate(ys):
-        for column, x in enumerate(xs):
-            box = (x * tile, y * tile, (x + 1) * tile, (y + 1) * tile)
-            mosaic.paste(image.crop(box), (column * tile, row * tile))
+    count = max(1, budget // (tile * tile))
+    if width * height <= budget or columns * rows <= count:
+        return image
+    activity = _tile_activity(image, tile, columns, rows)
+    order = np.argsort(activity, axis=None, kind="stable")
+    picks = [int(order[(2 * i + 1) * len(order) // (2 * count)]) for i in range(count)]
+    across = math.ceil(math.sqrt(count))
+    down = math.ceil(count / across)
+    mosaic = Image.new(image.mode, (across * tile, down * tile))
+    for slot in range(across * down):
+        row, column = divmod(picks[slot % count], columns)
+        box = (column * tile, row * tile, (column + 1) * tile, (row + 1) * tile)
+        mosaic.paste(image.crop(box), ((slot % across) * tile, (slot // across) * tile))
     return mosaic
 
 
-def _spread(cells: int, count: int) -> list[int]:
-    """`count` cell indices spread evenly over `cells`."""
-    if count >= cells:
-        return list(range(cells))
-    step = cells / count
-    return [int(step * (i + 0.5)) for i in range(count)]
+def _tile_activity(
+    image: Image.Image, tile: int, columns: int, rows: int
+) -> np.ndarray:
+    """The mean absolute luma difference between neighbours in each tile."""
+    luma = np.asarray(image.convert("L"))[: rows * tile, : columns * tile]
+    size = (columns, rows)
+    activity = np.zeros((rows, columns), dtype=np.float32)
+    for difference in (
+        cv2.absdiff(luma[:, 1:], luma[:, :-1]),
+        cv2.absdiff(luma[1:], luma[:-1]),
+    ):
+        activity += cv2.resize(
+            difference.astype(np.float32), size, interpolation=cv2.INTER_AREA
+        )
+    return activity

@@ -8,12 +8,20 @@ from pathlib import Path
 import jpeglib
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from workers.optimizers.base import Limits, Options
 from workers.optimizers.errors import CorruptFile, LimitExceeded
 from workers.optimizers.imaging import open_image, prepare
-from workers.optimizers.jpeg import JpegOptimizer, proxy_mosaic
+from workers.optimizers.jpeg import (
+    KEEP_QUALITY,
+    JpegOptimizer,
+    Setting,
+    Trial,
+    input_quality,
+    lowest_passing,
+    proxy_mosaic,
+)
 from workers.optimizers.jpeg_markers import split
 from workers.optimizers.metric import ssimulacra2
 
@@ -266,3 +274,159 @@ def test_whole_corpus_lossless_and_lossy(name: str, tmp_path: Path) -> None:
         assert np.array_equal(a, b), f"lossless changed a coefficient of {name}"
     score = ssimulacra2(upright_srgb(data), upright_srgb(lossy.data))
     assert score >= FLOOR, f"{name} scored {score:.1f}, below {FLOOR}"
+
+
+def jpeg_at(image: Image.Image, quality: int, **save: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality, **save)
+    return buffer.getvalue()
+
+
+def photo() -> Image.Image:
+    """A small photograph, wider than tall, so every turn shows in its size."""
+    with Image.open(JPEGS / "pillow_hopper.jpg") as image:
+        return image.convert("RGB").crop((0, 16, 128, 112))
+
+
+@pytest.mark.parametrize("quality", [30, 50, 75, 90, 95])
+def test_input_quality_reads_the_luminance_table(quality: int) -> None:
+    data = jpeg_at(Image.new("RGB", (16, 16), (90, 120, 150)), quality)
+
+    with Image.open(io.BytesIO(data)) as image:
+        estimate = input_quality(image)
+
+    assert estimate is not None, "a JPEG has quantisation tables"
+    assert abs(estimate - quality) <= 1, f"saved at {quality}, read {estimate:.1f}"
+
+
+def test_a_coarse_input_comes_back_exact_when_lossy(tmp_path: Path) -> None:
+    data = jpeg_at(photo(), int(KEEP_QUALITY) - 10)
+
+    result = OPTIMIZER.optimize(data, Options(), Limits())
+
+    assert len(result.data) <= len(data), "never larger"
+    before = coefficients(data, tmp_path)
+    after = coefficients(result.data, tmp_path)
+    for a, b in zip(before, after, strict=True):
+        assert np.array_equal(a, b), "re-encoding a coarse JPEG only adds loss"
+
+
+def test_a_coarse_cmyk_input_still_becomes_rgb() -> None:
+    data = (JPEGS / "ocrmypdf_baiona_cmyk.jpg").read_bytes()  # Adobe CMYK, coarse
+    with Image.open(io.BytesIO(data)) as image:
+        assert (input_quality(image) or 100) <= KEEP_QUALITY, "the input is coarse"
+
+    lossy = OPTIMIZER.optimize(data, Options(), Limits())
+    lossless = OPTIMIZER.optimize(data, Options(lossless=True), Limits())
+
+    with Image.open(io.BytesIO(lossy.data)) as image:
+        assert image.mode == "RGB", f"CMYK should come out RGB, not {image.mode}"
+    assert len(lossy.data) < len(lossless.data), "three channels cost less than four"
+
+
+# The transpose that stores an upright picture so that orientation N shows it.
+STORED_AS = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+@pytest.mark.parametrize("orientation", sorted(STORED_AS))
+def test_every_orientation_is_shown_upright_or_kept(orientation: int) -> None:
+    upright = photo()
+    transpose = STORED_AS[orientation]
+    stored = upright if transpose is None else upright.transpose(transpose)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = jpeg_at(stored, 95, subsampling=0, exif=exif.tobytes())
+
+    lossy = OPTIMIZER.optimize(data, Options(), Limits())
+    lossless = OPTIMIZER.optimize(data, Options(lossless=True), Limits())
+
+    with Image.open(io.BytesIO(lossy.data)) as image:
+        assert image.getexif().get(0x0112) is None, "lossy applies the tag, drops it"
+        score = ssimulacra2(upright, image)
+    assert score >= FLOOR, f"orientation {orientation} shows wrong: {score:.1f}"
+    with Image.open(io.BytesIO(lossless.data)) as image:
+        assert image.size == stored.size, "lossless keeps the stored pixels"
+        kept = image.getexif().get(0x0112)
+    assert kept == (None if orientation == 1 else orientation), "and the tag"
+
+
+def test_a_wide_gamut_profile_is_converted_before_it_is_dropped() -> None:
+    with Image.open(JPEGS / "pillow_xmp_test.jpg") as source:
+        adobe_rgb = source.info["icc_profile"]
+    picture = Image.new("RGB", (64, 64), (60, 160, 60))
+    data = jpeg_at(picture, 95, icc_profile=adobe_rgb)
+    shown = ImageCms.profileToProfile(
+        picture,
+        ImageCms.ImageCmsProfile(io.BytesIO(adobe_rgb)),
+        ImageCms.createProfile("sRGB"),
+    )
+
+    result = OPTIMIZER.optimize(data, Options(), Limits())
+
+    with Image.open(io.BytesIO(result.data)) as image:
+        assert not image.info.get("icc_profile"), "the profile goes"
+        red, green, _ = image.convert("RGB").getpixel((32, 32))
+    expected = shown.getpixel((32, 32))
+    assert abs(red - expected[0]) <= 4, f"red {red}, as shown {expected}"
+    assert abs(green - expected[1]) <= 4, f"green {green}, as shown {expected}"
+
+
+def test_the_proxy_takes_flat_and_busy_tiles_alike() -> None:
+    rng = np.random.default_rng(3)
+    pixels = np.full((1024, 1024), 128, dtype=np.uint8)
+    pixels[:, 768:] = rng.integers(0, 256, (1024, 256), dtype=np.uint8)
+    image = Image.fromarray(pixels, "L")  # a quarter busy, at one side
+
+    mosaic = np.asarray(proxy_mosaic(image), dtype=np.int16)
+
+    tiles = mosaic.reshape(mosaic.shape[0] // 64, 64, mosaic.shape[1] // 64, 64)
+    busy = (tiles.std(axis=(1, 3)) > 10).mean()
+    assert 0.15 <= busy <= 0.35, f"a quarter of the tiles should be busy: {busy:.2f}"
+
+
+class Curve:
+    """A quality ladder whose trial at quality q scores q and takes q bytes."""
+
+    def __init__(self) -> None:
+        self.tried: list[int] = []
+
+    def __call__(self, setting: Setting) -> Trial:
+        self.tried.append(setting.quality)
+        return Trial(setting.quality, float(setting.quality))
+
+
+# name, aim, start, bound, expected quality (None: no passing one), most trials
+LADDERS = [
+    ("start on the answer", 80.0, 80, None, 80, 3),
+    ("start below", 80.0, 60, None, 80, 6),
+    ("start above", 50.0, 90, None, 50, 6),
+    ("out of reach", 120.0, 80, None, None, 6),
+    ("lower bound", 10.0, 80, None, 30, 6),
+    ("loses to a smaller encoder", 80.0, 70, 60, None, 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("aim", "start", "bound", "expected", "most"),
+    [row[1:] for row in LADDERS],
+    ids=[row[0] for row in LADDERS],
+)
+def test_lowest_passing_finds_the_first_quality_in_few_trials(
+    aim: float, start: int, bound: int | None, expected: int | None, most: int
+) -> None:
+    curve = Curve()
+
+    found = lowest_passing(curve, "444", aim, start, bound)
+
+    quality = None if found is None else found.quality
+    assert quality == expected, f"expected {expected}, found {quality}"
+    assert len(curve.tried) <= most, f"{len(curve.tried)} trials: {curve.tried}"
