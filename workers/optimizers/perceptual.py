@@ -1,8 +1,8 @@
 """The perceptual search as WebP, AVIF and PDF images use it, on one still image.
 
-It prepares the original once at full size and once as a small proxy, steers the
-shared search with scores on the proxy, and confirms on the full size; and it
-picks, among outputs known to hold the bound, the smallest.
+It prepares a small proxy of the original, steers the shared search with scores
+on the proxy, and confirms on the full size; and it picks, among outputs known to
+hold the bound, the smallest. An image too small for a proxy is searched whole.
 """
 
 from __future__ import annotations
@@ -14,19 +14,27 @@ from typing import TypeVar
 from PIL import Image
 
 from workers.optimizers.metric import Reference, rgb_over_white
-from workers.optimizers.search import Found, first_passing, search
+from workers.optimizers.search import Found, first_passing
 
 Setting = TypeVar("Setting")
+Mosaic = Callable[[Image.Image], Image.Image | None]
 # The proxy's size; an image less than twice as large is searched at full size.
 PROXY_PIXELS = 40_000
 # The proxy is a GRID x GRID mosaic of crops.
 _GRID = 4
+# block_mosaic's default size and tile side.
+BLOCK_PROXY_PIXELS = 4 * 128 * 128
+BLOCK_TILE = 128
 # Tiles encoded to estimate a full-size output before paying for it.
 _TILE = 256
 _TILES = 3
 _ESTIMATE_FROM = 16 * _TILE * _TILE
 # Full-size encodes one search may spend.
 _CONFIRMS = 3
+# The proxy's slope is measured between confirms this many points apart, and
+# believed within these bounds.
+_SLOPE_SPAN = 0.5
+_SLOPES = (0.25, 4.0)
 # An estimate this far above the size to beat means the full encode cannot win.
 _HOPELESS = 1.1
 
@@ -72,6 +80,46 @@ def _mosaic(image: Image.Image, side: int) -> Image.Image:
     return mosaic
 
 
+def block_mosaic(
+    image: Image.Image,
+    pixels: int = BLOCK_PROXY_PIXELS,
+    tile: int = BLOCK_TILE,
+    grid: int = 16,
+) -> Image.Image | None:
+    """Square tiles cut on a codec's block grid, side by side; None for a small image.
+
+    Tiles large enough for the metric's coarser scales score much closer to the
+    whole image than small crops do, and cutting them on `grid` (the codec's
+    macroblock or superblock) shows the encoder the blocks it sees at full size.
+    An image within twice `pixels` is searched whole instead.
+    """
+    if image.width * image.height <= pixels * 2:
+        return None
+    tile = min(tile, image.width // grid * grid, image.height // grid * grid)
+    if tile < grid:
+        return None
+    columns, rows = image.width // tile, image.height // tile
+    wanted = max(1, pixels // (tile * tile))
+    down = max(1, min(rows, round((wanted * rows / columns) ** 0.5)))
+    across = max(1, min(columns, -(-wanted // down)))
+    lefts = _spread(image.width - tile, across, grid)
+    tops = _spread(image.height - tile, down, grid)
+    mosaic = Image.new(image.mode, (tile * len(lefts), tile * len(tops)))
+    for row, top in enumerate(tops):
+        for column, left in enumerate(lefts):
+            crop = image.crop((left, top, left + tile, top + tile))
+            mosaic.paste(crop, (column * tile, row * tile))
+    return mosaic
+
+
+def _spread(room: int, count: int, grid: int) -> list[int]:
+    """`count` offsets on the grid, spread evenly over 0..`room`, without repeats."""
+    offsets = {
+        room * (2 * step + 1) // (2 * count) // grid * grid for step in range(count)
+    }
+    return sorted(offsets)
+
+
 def still_search(
     image: Image.Image,
     settings: Sequence[Setting],
@@ -79,26 +127,32 @@ def still_search(
     decode: Callable[[bytes], Image.Image],
     target: float,
     size_to_beat: int | None = None,
+    *,
+    start: int | None = None,
+    stride: int = 2,
+    mosaic: Mosaic = proxy_of,
 ) -> Found[Setting] | None:
     """The first of `settings` whose encoding of `image` scores `target` or more.
 
     `encode` turns an image and a setting into bytes, `decode` bytes into an image
-    of the same size; scores are SSIMULACRA2 with alpha over white. With
-    `size_to_beat`, a large image whose output is estimated (from a few tiles at
-    the setting the proxy picks) to come out well above it is given up early.
+    of the same size; scores are SSIMULACRA2 with alpha over white. `start` is a
+    guess of the answer's index and `stride` the first step away from it (see
+    `first_passing`); `mosaic` makes the proxy, or None to search the image
+    whole. With `size_to_beat`, a large image whose output is estimated (from a
+    few tiles at the setting the proxy picks) to come out well above it is given
+    up early, before the full-size original is even prepared for scoring.
     """
-    reference = Reference(rgb_over_white(image))
-    proxy_image = proxy_of(image)
-    if proxy_image is None:
-        return search(
-            settings,
-            lambda setting: encode(image, setting),
-            lambda data: reference.score_image(decode(data)),
-            target,
-        )
-    proxy = _Proxy(proxy_image, settings, encode, decode)
     indices = list(range(len(settings)))
-    index = first_passing(indices, proxy, target)
+    proxy_image = mosaic(image)
+    if proxy_image is None:
+        whole = _Scored(image, settings, encode, decode)
+        index = first_passing(indices, whole, target, start=start, stride=stride)
+        if index is None:
+            return None
+        data, value = whole.outputs[index]
+        return Found(settings[index], data, value, 0, len(whole.outputs))
+    proxy = _Scored(proxy_image, settings, encode, decode)
+    index = first_passing(indices, proxy, target, start=start, stride=stride)
     index = len(settings) - 1 if index is None else index
     if (
         size_to_beat is not None
@@ -106,53 +160,100 @@ def still_search(
         and _estimated_size(image, settings[index], encode) > size_to_beat * _HOPELESS
     ):
         return None
-    return _calibrated(settings, index, proxy, encode, image, reference, decode, target)
+    # The proxy's pick is where the first pass is expected: if it already loses,
+    # the search does too, and the full-size original need not be prepared.
+    first = encode(image, settings[index])
+    if size_to_beat is not None and len(first) >= size_to_beat:
+        return None
+    reference = Reference(rgb_over_white(image))
+    return _calibrated(
+        settings,
+        (index, first),
+        proxy,
+        encode,
+        image,
+        reference,
+        decode,
+        target,
+        size_to_beat,
+    )
 
 
 def _calibrated(
     settings: Sequence[Setting],
-    index: int,
-    proxy: _Proxy,
+    first: tuple[int, bytes],
+    proxy: _Scored,
     encode: Callable[[Image.Image, Setting], bytes],
     image: Image.Image,
     reference: Reference,
     decode: Callable[[bytes], Image.Image],
     target: float,
+    size_to_beat: int | None,
 ) -> Found[Setting] | None:
-    """Confirm at full size, moving the aim by the proxy's measured error either way.
+    """Confirm at full size, moving the aim by the proxy's measured error.
 
     The proxy's scores are biased (a small mosaic scores unlike the whole), but
-    their order holds; each confirm tells the bias, and the proxy is bisected
-    again at the target shifted by it. The cheapest passing confirm wins.
+    their order holds. Each confirm narrows the bracket between the highest
+    setting known to miss and the lowest known to pass, and tells the proxy's
+    error, from which the next setting is predicted inside the bracket. The
+    search ends when the prediction is the lowest pass already known, or when a
+    miss is already no smaller than `size_to_beat`. The cheapest pass wins.
+    `first` is the first setting's index and its full-size output.
     """
-    indices = list(range(len(settings)))
+    index, data = first
     passing: dict[int, tuple[bytes, float]] = {}
-    tried: set[int] = set()
-    for _ in range(_CONFIRMS):
-        tried.add(index)
-        data = encode(image, settings[index])
+    confirmed: list[tuple[float, float]] = []
+    failing = -1
+    for confirm in range(_CONFIRMS):
+        if confirm:
+            data = encode(image, settings[index])
         value = reference.score_image(decode(data))
+        confirmed.append((proxy(index), value))
         if value >= target:
             passing[index] = data, value
-        aim = target - (value - proxy(index))
-        next_index = first_passing(indices, proxy, aim)
-        next_index = len(settings) - 1 if next_index is None else next_index
-        if value >= target and next_index >= index:
+        else:
+            failing = max(failing, index)
+            if size_to_beat is not None and len(data) >= size_to_beat:
+                break
+        lowest_pass = min(passing, default=len(settings))
+        if lowest_pass - failing <= 1:
             break
-        if value < target and next_index <= index:
-            next_index = index + 1
-        if next_index in tried or next_index >= len(settings):
+        aim = _aim(confirmed, target)
+        start = index - 1 if value >= target else index + 1
+        start = min(max(start, failing + 1), lowest_pass - 1)
+        candidates = list(range(lowest_pass))
+        next_index = first_passing(candidates, proxy, aim, failing + 1, start=start)
+        if next_index is None:
+            next_index = len(settings) - 1 if not passing else lowest_pass
+        if next_index in passing or next_index <= failing:
             break
         index = next_index
     if not passing:
         return None
     best = min(passing)
     data, value = passing[best]
-    return Found(settings[best], data, value, len(proxy.scores), len(tried))
+    return Found(settings[best], data, value, len(proxy.outputs), len(confirmed))
 
 
-class _Proxy:
-    """Scores of each setting on the proxy mosaic, each encoded once."""
+def _aim(confirmed: list[tuple[float, float]], target: float) -> float:
+    """The proxy score predicted to mean `target` at full size.
+
+    One confirm tells an offset; two, the slope as well (a proxy may react to
+    the setting more or less steeply than the whole), if it is a sane one.
+    """
+    proxy_score, value = confirmed[-1]
+    slope = 1.0
+    if len(confirmed) > 1:
+        earlier_proxy, earlier_value = confirmed[-2]
+        if abs(proxy_score - earlier_proxy) > _SLOPE_SPAN:
+            measured = (value - earlier_value) / (proxy_score - earlier_proxy)
+            if _SLOPES[0] <= measured <= _SLOPES[1]:
+                slope = measured
+    return proxy_score + (target - value) / slope
+
+
+class _Scored:
+    """Each setting's output on one image and its score, each encoded once."""
 
     def __init__(
         self,
@@ -166,13 +267,13 @@ class _Proxy:
         self.encode = encode
         self.decode = decode
         self.reference = Reference(rgb_over_white(image))
-        self.scores: dict[int, float] = {}
+        self.outputs: dict[int, tuple[bytes, float]] = {}
 
     def __call__(self, index: int) -> float:
-        if index not in self.scores:
-            decoded = self.decode(self.encode(self.image, self.settings[index]))
-            self.scores[index] = self.reference.score_image(decoded)
-        return self.scores[index]
+        if index not in self.outputs:
+            data = self.encode(self.image, self.settings[index])
+            self.outputs[index] = data, self.reference.score_image(self.decode(data))
+        return self.outputs[index][1]
 
 
 def _estimated_size(

@@ -35,14 +35,15 @@ def first_passing(
     low: int = 0,
     *,
     start: int | None = None,
+    stride: int = 2,
 ) -> int | None:
     """The index of the first setting from `low` on that scores `target` or more.
 
     Without `start` it bisects, asking for about log2(len(settings) - low) scores.
-    With a `start` guess it first steps out from the guess in doubling strides
-    until the answer is bracketed, then narrows the bracket by interpolating the
-    scores at its ends, which takes fewer scores when the guess is near. None
-    when the answer is past the last setting.
+    With a `start` guess it first steps out from the guess in strides doubling
+    from `stride` until the answer is bracketed, then narrows the bracket by
+    interpolating the scores at its ends, which takes fewer scores when the guess
+    is near. None when the answer is past the last setting.
     """
     high = len(settings) - 1
     if low > high:
@@ -59,7 +60,6 @@ def first_passing(
         return known[index]
 
     start = min(max(start, low), high)
-    stride = 2
     if value(start) >= target:
         passing, failing = start, low - 1
         while passing > low:
