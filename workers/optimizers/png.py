@@ -1,18 +1,18 @@
 """The PNG optimizer: oxipng for exact copies, a perceptual search for lossy ones.
 
 Lossless keeps every pixel and lets oxipng pick colour type, filters and deflate,
-with the metadata chunks preserve_metas keeps. Lossy tries a libimagequant palette
-first; where no palette holds the target score (photographs, mostly), the image
-stays truecolour with its Up-filter residuals rounded to the coarsest step that
-holds it. Either way the score is SSIMULACRA2 with alpha over white.
+with the metadata chunks preserve_metas keeps. Lossy looks for the smallest file
+that holds the target score among two kinds of candidates: a libimagequant
+palette, searched by quality and remapped with and without dithering, and
+truecolour whose filter residuals are snapped to a step (residuals.py), searched
+by step. Large images are searched on a mosaic of tiles and the pick is confirmed
+at full size. The score is SSIMULACRA2 with alpha over white.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field
 
 import numpy as np
 import oxipng
@@ -24,6 +24,7 @@ from workers.optimizers.imaging import (
     Metadata,
     check_frames,
     kept_exif,
+    load,
     open_image,
     prepare,
 )
@@ -39,28 +40,41 @@ from workers.optimizers.png_chunks import (
     text_chunks,
     write_chunks,
 )
-from workers.optimizers.residuals import snap_rows
+from workers.optimizers.residuals import AVERAGE, UP, snap
 from workers.optimizers.search import first_passing
 
-# The score every lossy PNG is searched to, tuned so that the corpus median lands
-# near the peer's (pngquant 65-80) while no file falls under the bound of 70.
-TARGET = 77.5
-# oxipng's preset for exact copies, with the filters tried on a fast deflate.
+# The score every lossy PNG is searched to: the corpus median lands near 77, the
+# peer's (pngquant 65-80), while no file falls under the floor of 70.
+TARGET = 77.0
+# oxipng's preset for exact copies, and for lossy outputs (whose pixels were
+# chosen to compress, so the filter search matters less).
 LOSSLESS_LEVEL = 5
 LOSSY_LEVEL = 2
-# libimagequant qualities to search, lowest first; 100 means as many colours as fit.
-QUALITIES = (20, 30, 40, 50, 60, 70, 80, 90, 100)
-# Up-residual steps to search, coarsest (smallest output) first.
-STEPS = (24, 20, 18, 16, 14, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
-FIRST_STEP_GUESS = 12
-FIRST_QUALITY_GUESS = 70
+# The cheaper preset that only sizes the candidates of the search.
+SIZING_LEVEL = 1
+# libimagequant qualities, lowest first, and the dithering levels remapped.
+QUALITIES = tuple(range(5, 101, 5))
+FIRST_QUALITY_GUESS = 80
+DITHERING = (0.0, 0.5)
+# Residual steps, coarsest (smallest output) first.
+STEPS = tuple(step / 2 for step in range(48, 2, -1))
+FIRST_STEP_GUESS = 10.0
+# An image of at most this many colours is stored exactly as a palette.
+FEW_COLOURS = 16
 # Images above twice this many pixels are searched on a mosaic of tiles this big.
 PROXY_PIXELS = 160_000
 PROXY_TILE = 128
 # A confirm at full size may fall this far under the target and still pass.
 CONFIRM_SLACK = 0.5
 MAX_CONFIRMS = 3
-T = TypeVar("T")
+_COLOUR_TYPES = {
+    1: oxipng.ColorType.grayscale,
+    2: oxipng.ColorType.grayscale_alpha,
+    3: oxipng.ColorType.rgb,
+    4: oxipng.ColorType.rgba,
+}
+_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+_FILTERS = {UP: oxipng.RowFilter.Up, AVERAGE: oxipng.RowFilter.Average}
 
 
 class PngOptimizer:
@@ -82,34 +96,53 @@ class PngOptimizer:
         check_frames(image, limits)
         timeout = max(1, int(limits.time_limit / 4))
         if is_animated(chunks) or (options.lossless and not _shrinks(image, options)):
-            exif = kept_exif(image, options.preserve, keep_orientation=True)
-            kept = write_chunks(
-                _with_exif(kept_chunks(chunks, options.preserve, exif), exif)
-            )
-            out = _oxipng(kept, LOSSLESS_LEVEL, timeout)
+            out = _exact_copy(image, chunks, options.preserve, timeout)
             return Result(min(out, data, key=len), "png", image.width, image.height)
-        prepared = prepare(image, options)
+
+        # Decode first: prepare reads EXIF, which makes Pillow decode a PNG and
+        # swallows the error of a broken one.
+        prepared = prepare(_with_alpha(load(image)), options)
         pixels = prepared.image
         extra = _Extra(
             _extra_chunks(chunks, options, prepared.metadata), prepared.metadata.icc
         )
         if options.lossless:
-            out = _encode_truecolour(np.asarray(pixels), pixels.mode, extra, timeout)
+            out = _encode_truecolour(np.asarray(pixels), extra, LOSSY_LEVEL, timeout)
         else:
-            out = self._lossy(pixels, extra, timeout)
+            out = _LossySearch(pixels, self.target, extra, timeout).run()
         if len(out) >= len(data) and pixels.size == image.size:
             out = data
         return Result(out, "png", pixels.width, pixels.height)
 
-    def _lossy(self, pixels: Image.Image, extra: _Extra, timeout: int) -> bytes:
-        """The smallest PNG of `pixels` found to hold the target score."""
-        scorer = _Scorer(pixels)
-        palette = _search_palette(pixels.convert("RGBA"), scorer, self.target)
-        if palette is not None:
-            return _encode_palette(palette, extra, timeout)
-        array = np.asarray(pixels)
-        step = _search_step(array, scorer, self.target)
-        return _encode_truecolour(snap_rows(array, step), pixels.mode, extra, timeout)
+
+def _exact_copy(
+    image: Image.Image, chunks: list[Chunk], preserve: frozenset[str], timeout: int
+) -> bytes:
+    """The file's own pixels (every frame) recompressed, with the chunks kept."""
+    exif = kept_exif(image, preserve, keep_orientation=True)
+    kept = write_chunks(_with_exif(kept_chunks(chunks, preserve, exif), exif))
+    return _oxipng(kept, LOSSLESS_LEVEL, timeout)
+
+
+def _with_alpha(image: Image.Image) -> Image.Image:
+    """Grey or RGB with a tRNS colour key, as LA or RGBA: prepare would drop it."""
+    if image.mode not in ("L", "RGB") or "transparency" not in image.info:
+        return image
+    info = {k: v for k, v in image.info.items() if k != "transparency"}
+    converted = image.convert("LA" if image.mode == "L" else "RGBA")
+    converted.info = info
+    return converted
+
+
+@dataclass(frozen=True)
+class _Extra:
+    """What a copy re-encoded from pixels carries besides them."""
+
+    chunks: list[Chunk] = field(default_factory=list)
+    icc: bytes | None = None
+
+
+_NO_EXTRA = _Extra()
 
 
 class _Scorer:
@@ -119,7 +152,11 @@ class _Scorer:
         original = rgb_over_white(image)
         self.full = Reference(original)
         self.rows, self.columns = _mosaic_cuts(original.shape[0], original.shape[1])
-        self.proxy = Reference(self.mosaic(original)) if self.rows else None
+        self.proxy = Reference(self.mosaic(original)) if self.rows else self.full
+
+    @property
+    def has_proxy(self) -> bool:
+        return bool(self.rows)
 
     def mosaic(self, pixels: np.ndarray) -> np.ndarray:
         """The tiles the proxy scores, cut from (height, width[, n]) pixels."""
@@ -133,20 +170,12 @@ class _Scorer:
         )
 
     def quick(self, image: Image.Image) -> float:
-        """The proxy's score of a full-size candidate (the full score if small)."""
-        over_white = rgb_over_white(image)
-        if self.proxy is None:
-            return self.full.score(over_white)
-        return self.proxy.score(self.mosaic(over_white))
+        """The score of a candidate made from the mosaic (the whole image if small)."""
+        return self.proxy.score(rgb_over_white(image))
 
-    def quick_tiles(self, image: Image.Image) -> float:
-        """The proxy's score of a candidate made from the mosaic itself."""
-        reference = self.full if self.proxy is None else self.proxy
-        return reference.score(rgb_over_white(image))
-
-    def exact(self, image: Image.Image) -> float | None:
-        """The full-size score, or None where the quick score was already it."""
-        return None if self.proxy is None else self.full.score(rgb_over_white(image))
+    def exact(self, image: Image.Image) -> float:
+        """The score of a full-size candidate."""
+        return self.full.score(rgb_over_white(image))
 
 
 def _mosaic_cuts(height: int, width: int) -> tuple[list[slice], list[slice]]:
@@ -166,75 +195,154 @@ def _mosaic_cuts(height: int, width: int) -> tuple[list[slice], list[slice]]:
     return cuts(height, down), cuts(width, across)
 
 
-def _first_holding(
-    settings: Sequence[T],
-    quick: Callable[[T], float],
-    exact: Callable[[T], float | None],
-    target: float,
-    start: int,
-) -> T | None:
-    """The first setting whose full-size score holds `target`, steered by `quick`.
+Candidate = tuple[Image.Image, Callable[[int], bytes]]
 
-    A confirm that falls short raises the quick aim by the shortfall and looks
-    further up, at most MAX_CONFIRMS times.
+
+@dataclass
+class _Family:
+    """One kind of candidate, its settings ordered from the smallest output up.
+
+    `make(setting, full)` builds a candidate from the mosaic (full=False) or the
+    whole image: an image to score, and a function that encodes it at an oxipng
+    level. `score` rates a candidate made from the mosaic.
     """
-    quick = functools.cache(quick)
-    aim, low = target, 0
-    for _ in range(MAX_CONFIRMS):
-        index = first_passing(settings, quick, aim, low, start=max(low, start))
-        if index is None:
-            return None
-        value = exact(settings[index])
-        if value is None or value >= target - CONFIRM_SLACK:
-            return settings[index]
-        aim = quick(settings[index]) + target - value
-        low = start = index + 1
-    return None
+
+    settings: Sequence[float]
+    start: int
+    make: Callable[[float, bool], Candidate]
+    score: Callable[[Image.Image], float]
+    scores: dict[float, float] = field(default_factory=dict)
+
+    def quick(self, setting: float) -> float:
+        """The mosaic's score at `setting`, computed once."""
+        if setting not in self.scores:
+            image, _ = self.make(setting, False)
+            self.scores[setting] = self.score(image)
+        return self.scores[setting]
 
 
-def _search_palette(
-    rgba: Image.Image, scorer: _Scorer, target: float
-) -> Quantized | None:
-    """The palette of fewest colours that holds `target`, or None if none does.
+class _LossySearch:
+    """The smallest candidate holding the target: search the mosaic, confirm full."""
 
-    A palette of the mosaic says first whether any palette can: photographs
-    mostly cannot, and are spared quantizing at full size.
-    """
-    try:
-        tiles = Image.fromarray(scorer.mosaic(np.asarray(rgba)), "RGBA")
-        if scorer.quick_tiles(quantize(tiles)[0].to_image()) < target:
-            return None
+    def __init__(
+        self, pixels: Image.Image, target: float, extra: _Extra, timeout: int
+    ) -> None:
+        self.image = pixels
+        self.pixels = np.asarray(pixels)
+        self.target = target
+        self.extra = extra
+        self.timeout = timeout
+        self.scorer = _Scorer(pixels)
+        self.tiles = self.scorer.mosaic(self.pixels)
+        self._quantized: dict[tuple[int, bool], list[Quantized]] = {}
 
-        @functools.cache
-        def quantized(quality: int) -> Quantized:
-            return quantize(rgba, max_quality=quality)[0]
+    def run(self) -> bytes:
+        colours = self.image.getcolors(256)
+        if colours is not None and len(colours) <= FEW_COLOURS:
+            return self._exact()
+        found = self._search()
+        if found is not None:
+            return found
+        return self._exact()
 
-        quality = _first_holding(
-            QUALITIES,
-            lambda q: scorer.quick(quantized(q).to_image()),
-            lambda q: scorer.exact(quantized(q).to_image()),
-            target,
-            start=QUALITIES.index(FIRST_QUALITY_GUESS),
-        )
-    except QuantizeFailed:
+    def _exact(self) -> bytes:
+        return _encode_truecolour(self.pixels, self.extra, LOSSY_LEVEL, self.timeout)
+
+    def _search(self) -> bytes | None:
+        families = [*self._palette_families(), self._snap_family()]
+        picks = []
+        for order, family in enumerate(families):
+            index = first_passing(
+                family.settings, family.quick, self.target, start=family.start
+            )
+            if index is not None:
+                picks.append((self._quick_size(family, index), order, family, index))
+        for _, _, family, index in sorted(picks, key=lambda pick: pick[:2]):
+            out = self._confirmed(family, index)
+            if out is not None:
+                return out
         return None
-    return None if quality is None else quantized(quality)
 
+    def _quick_size(self, family: _Family, index: int) -> int:
+        _, encode = family.make(family.settings[index], False)
+        return len(encode(SIZING_LEVEL))
 
-def _search_step(pixels: np.ndarray, scorer: _Scorer, target: float) -> int:
-    """The coarsest Up-residual step whose pixels hold `target` (1 is exact)."""
-    tiles = scorer.mosaic(pixels)
-    step = _first_holding(
-        STEPS,
-        lambda s: scorer.quick_tiles(_image_of(snap_rows(tiles, s))),
-        lambda s: scorer.exact(_image_of(snap_rows(pixels, s))),
-        target,
-        start=STEPS.index(FIRST_STEP_GUESS),
-    )
-    return 1 if step is None else step
+    def _confirmed(self, family: _Family, index: int) -> bytes | None:
+        """The full-size output of the first setting from `index` that holds.
 
+        A confirm that falls short raises the mosaic's aim by the shortfall and
+        looks further up, at most MAX_CONFIRMS times.
+        """
+        for _ in range(MAX_CONFIRMS):
+            image, encode = family.make(family.settings[index], True)
+            if not self.scorer.has_proxy:
+                return encode(LOSSY_LEVEL)
+            value = self.scorer.exact(image)
+            if value >= self.target - CONFIRM_SLACK:
+                return encode(LOSSY_LEVEL)
+            aim = family.quick(family.settings[index]) + self.target - value
+            low = index + 1
+            found = first_passing(family.settings, family.quick, aim, low, start=low)
+            if found is None:
+                return None
+            index = found
+        return None
 
-_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+    def _palette_families(self) -> list[_Family]:
+        rgba = self.image.convert("RGBA")
+        rgba_tiles = Image.fromarray(self.scorer.mosaic(np.asarray(rgba)), "RGBA")
+
+        def quantized(quality: int, full: bool) -> list[Quantized]:
+            key = (quality, full or not self.scorer.has_proxy)
+            if key not in self._quantized:
+                source = rgba if key[1] else rgba_tiles
+                self._quantized[key] = quantize(
+                    source, max_quality=quality, dithering=DITHERING
+                )
+            return self._quantized[key]
+
+        def family(level: int) -> _Family:
+            def make(quality: float, full: bool) -> Candidate:
+                candidate = quantized(int(quality), full)[level]
+                extra = self.extra if full else _NO_EXTRA
+                return candidate.to_image(), lambda oxipng_level: _encode_palette(
+                    candidate, extra, oxipng_level, self.timeout
+                )
+
+            start = QUALITIES.index(FIRST_QUALITY_GUESS)
+            return _Family(QUALITIES, start, make, self.scorer.quick)
+
+        try:
+            quantized(FIRST_QUALITY_GUESS, False)
+        except QuantizeFailed:
+            return []
+        return [family(level) for level in range(len(DITHERING))]
+
+    def _snap_family(self) -> _Family:
+        predictor = self._predictor()
+
+        def make(step: float, full: bool) -> Candidate:
+            source = self.pixels if full else self.tiles
+            snapped = snap(source, float(step), predictor)
+            extra = self.extra if full else _NO_EXTRA
+            return _image_of(snapped), lambda oxipng_level: _encode_truecolour(
+                snapped, extra, oxipng_level, self.timeout, predictor
+            )
+
+        start = STEPS.index(FIRST_STEP_GUESS)
+        return _Family(STEPS, start, make, self.scorer.quick)
+
+    def _predictor(self) -> str:
+        """Up or Average, whichever compresses the exact mosaic better."""
+        sizes = {
+            predictor: len(
+                _encode_truecolour(
+                    self.tiles, _NO_EXTRA, SIZING_LEVEL, self.timeout, predictor
+                )
+            )
+            for predictor in (UP, AVERAGE)
+        }
+        return min(sizes, key=sizes.__getitem__)
 
 
 def _image_of(pixels: np.ndarray) -> Image.Image:
@@ -247,7 +355,7 @@ def _shrinks(image: Image.Image, options: Options) -> bool:
     if box is None:
         return False
     width, height = box
-    return (width and image.width > width) or (height and image.height > height)
+    return bool((width and image.width > width) or (height and image.height > height))
 
 
 def _with_exif(chunks: list[Chunk], exif: bytes | None) -> list[Chunk]:
@@ -261,16 +369,25 @@ def _with_exif(chunks: list[Chunk], exif: bytes | None) -> list[Chunk]:
 def _extra_chunks(
     chunks: list[Chunk], options: Options, metadata: Metadata
 ) -> list[Chunk]:
-    """The metadata chunks a copy re-encoded from pixels carries (ICC comes apart)."""
+    """The metadata chunks a copy re-encoded from pixels carries (ICC comes apart).
+
+    The colour chunks stay when the profile is kept, or when they describe a
+    gamma other than sRGB's (which prepare does not convert).
+    """
     extra: list[Chunk] = []
-    if metadata.icc is None:
-        extra += [c for c in colour_chunks(chunks, frozenset()) if c[0] != b"iCCP"]
+    if metadata.icc is not None or not _has_iccp(chunks):
+        colour = colour_chunks(chunks, options.preserve)
+        extra += [chunk for chunk in colour if chunk[0] != b"iCCP"]
     if metadata.exif:
         extra.append((b"eXIf", exif_body(metadata.exif)))
     return extra + text_chunks(chunks, options.preserve)
 
 
-def _oxipng(data: bytes, level: int, timeout: int, **options: object) -> bytes:
+def _has_iccp(chunks: list[Chunk]) -> bool:
+    return any(kind == b"iCCP" for kind, _ in chunks)
+
+
+def _oxipng(data: bytes, level: int, timeout: int) -> bytes:
     try:
         return oxipng.optimize_from_memory(
             data,
@@ -278,34 +395,37 @@ def _oxipng(data: bytes, level: int, timeout: int, **options: object) -> bytes:
             fast_evaluation=True,
             strip=oxipng.StripChunks.none(),
             timeout=timeout,
-            **options,
         )
     except oxipng.PngError as error:
         raise CorruptFile("The PNG image data is truncated or corrupt.") from error
 
 
-@dataclass(frozen=True)
-class _Extra:
-    """What a copy re-encoded from pixels carries besides them."""
-
-    chunks: list[Chunk]
-    icc: bytes | None
-
-
-def _finish(raw: oxipng.RawImage, extra: _Extra, timeout: int) -> bytes:
+def _finish(
+    raw: oxipng.RawImage,
+    extra: _Extra,
+    level: int,
+    timeout: int,
+    predictor: str | None = None,
+) -> bytes:
     if extra.icc:
         raw.add_icc_profile(extra.icc)
     for kind, body in extra.chunks:
         raw.add_png_chunk(kind, body)
+    options: dict[str, object] = {}
+    if predictor is not None:
+        options["filter"] = [_FILTERS[predictor]]
     return raw.create_optimized_png(
-        level=LOSSY_LEVEL,
+        level=level,
         fast_evaluation=True,
         optimize_alpha=True,
         timeout=timeout,
+        **options,
     )
 
 
-def _encode_palette(palette: Quantized, extra: _Extra, timeout: int) -> bytes:
+def _encode_palette(
+    palette: Quantized, extra: _Extra, level: int, timeout: int
+) -> bytes:
     height, width = palette.indices.shape
     colours = [list(map(int, entry)) for entry in palette.palette]
     raw = oxipng.RawImage(
@@ -314,23 +434,23 @@ def _encode_palette(palette: Quantized, extra: _Extra, timeout: int) -> bytes:
         height,
         color_type=oxipng.ColorType.indexed(colours),
     )
-    return _finish(raw, extra, timeout)
+    return _finish(raw, extra, level, timeout)
 
 
 def _encode_truecolour(
-    pixels: np.ndarray, mode: str, extra: _Extra, timeout: int
+    pixels: np.ndarray,
+    extra: _Extra,
+    level: int,
+    timeout: int,
+    predictor: str | None = None,
 ) -> bytes:
-    colour_types = {
-        "L": oxipng.ColorType.grayscale,
-        "LA": oxipng.ColorType.grayscale_alpha,
-        "RGB": oxipng.ColorType.rgb,
-        "RGBA": oxipng.ColorType.rgba,
-    }
+    """Truecolour pixels as a PNG; with a predictor, every row uses its filter."""
     height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     raw = oxipng.RawImage(
         np.ascontiguousarray(pixels).tobytes(),
         width,
         height,
-        color_type=colour_types[mode](),
+        color_type=_COLOUR_TYPES[channels](),
     )
-    return _finish(raw, extra, timeout)
+    return _finish(raw, extra, level, timeout, predictor)

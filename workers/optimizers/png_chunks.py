@@ -32,12 +32,19 @@ _SRGB_GAMMA = 45455
 _SRGB_CHROMATICITIES = (31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000)
 _GAMMA_SLACK = 500
 _CHROMATICITY_SLACK = 1000
+# Larger than any real profile (print profiles reach a few megabytes).
+MAX_PROFILE_BYTES = 16 << 20
 
 Chunk = tuple[bytes, bytes]
 
 
 def read_chunks(data: bytes) -> list[Chunk]:
-    """The (type, body) chunks of a PNG file, up to its IEND; CorruptFile if cut."""
+    """The (type, body) chunks of a PNG file, up to its IEND.
+
+    A file cut short, or a critical chunk (IHDR, PLTE, IDAT, IEND) whose CRC does
+    not match, raises CorruptFile; an ancillary chunk with a bad CRC is left out,
+    as libpng does.
+    """
     if not data.startswith(SIGNATURE):
         raise CorruptFile("The file is not a PNG image.")
     chunks: list[Chunk] = []
@@ -49,10 +56,20 @@ def read_chunks(data: bytes) -> list[Chunk]:
         end = offset + 12 + length
         if end > len(data):
             raise CorruptFile("The PNG file is truncated.")
-        chunks.append((kind, data[offset + 8 : offset + 8 + length]))
+        body = data[offset + 8 : end - 4]
+        (crc,) = struct.unpack(">I", data[end - 4 : end])
+        if zlib.crc32(body, zlib.crc32(kind)) == crc:
+            chunks.append((kind, body))
+        elif _is_critical(kind):
+            raise CorruptFile("The PNG file is corrupt (a chunk fails its CRC).")
         offset = end
         if kind == b"IEND":
             return chunks
+
+
+def _is_critical(kind: bytes) -> bool:
+    """Whether a decoder must understand the chunk (its type starts upper case)."""
+    return not kind[0] & 0x20
 
 
 def write_chunks(chunks: Iterable[Chunk]) -> bytes:
@@ -117,14 +134,19 @@ def text_chunks(chunks: list[Chunk], preserve: frozenset[str]) -> list[Chunk]:
 
 
 def iccp_profile(body: bytes) -> bytes | None:
-    """The ICC profile inside an iCCP chunk, or None if it does not inflate."""
+    """The ICC profile inside an iCCP chunk; None if it does not inflate or if it
+    inflates past MAX_PROFILE_BYTES (a profile is kilobytes, a bomb gigabytes)."""
     name_end = body.find(b"\x00")
     if name_end < 0:
         return None
+    inflater = zlib.decompressobj()
     try:
-        return zlib.decompress(body[name_end + 2 :])
+        profile = inflater.decompress(body[name_end + 2 :], MAX_PROFILE_BYTES)
     except zlib.error:
         return None
+    if inflater.unconsumed_tail:
+        return None
+    return profile
 
 
 def exif_body(exif: bytes) -> bytes:
