@@ -147,7 +147,7 @@ def _animation(
     size = imaging.fit_size(image.width, image.height, options.resize)
     candidates = []
     if options.lossless:
-        frames = _resized(decode_frames(image), options.resize)
+        frames = resized(decode_frames(image), options.resize)
         metadata = imaging.lossless_metadata(image, options.preserve)
         if size == image.size:
             candidates.append(_repack(data, metadata, size))
@@ -378,7 +378,8 @@ def prepare_frames(
     return replace(frames, images=images), metadata
 
 
-def _resized(frames: Frames, box: tuple[int, int] | None) -> Frames:
+def resized(frames: Frames, box: tuple[int, int] | None) -> Frames:
+    """The frames scaled down into `box`, their timing unchanged."""
     return replace(
         frames, images=[imaging.resize_into(frame, box) for frame in frames.images]
     )
