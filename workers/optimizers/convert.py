@@ -1,0 +1,151 @@
+"""Conversion to WebP or AVIF: the `convert` option, for any raster input.
+
+A JPEG, PNG, GIF or WebP is decoded once by imaging.prepare (orientation, sRGB,
+resize, the metadata preserve_metas keeps) and encoded in the asked format by the
+perceptual search every lossy still uses. Lossless conversion makes a lossless
+WebP of the stored pixels, carrying the orientation tag and a non-sRGB profile as
+the lossless optimizers do; an animation becomes an animated WebP with its frames,
+durations and loop count.
+
+Some conversions cannot be done as asked; `convert` then answers None and the
+caller optimizes the input in its own format instead:
+- lossless AVIF: libavif through Pillow stores YUV even at quality 100, which
+  changes pixels (and comes out several times larger than lossless WebP);
+- animated AVIF: Pillow cannot write an AVIF sequence's loop count;
+- lossless input that 8-bit RGBA cannot hold (16-bit or CMYK pixels);
+- a lossy search that finds nothing holding the target below the input's size.
+"""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from workers.optimizers import imaging, webp
+from workers.optimizers.base import Limits, Options, Result
+from workers.optimizers.perceptual import block_mosaic, still_search
+
+# SSIMULACRA2 an AVIF holds, as a lossy WebP does.
+AVIF_TARGET = webp.TARGET
+AVIF_QUALITIES = tuple(range(20, 101))
+AVIF_FIRST_GUESS = AVIF_QUALITIES.index(65)
+# libavif's speed (0 slowest, 10 fastest): 7 keeps a search of a 12-megapixel
+# photo within seconds, at a few percent more bytes than the default 6.
+AVIF_SPEED = 7
+# Full-resolution chroma: at the target it is no larger than 4:2:0 on photos,
+# and the only way to hold it on screenshots and coloured text.
+AVIF_SUBSAMPLING = "4:4:4"
+# AV1 superblocks are 64 pixels: the proxy's tiles are cut on that grid.
+AVIF_GRID = 64
+# Modes whose every pixel an 8-bit RGBA WebP holds as it is.
+_EXACT_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA"})
+
+
+def convert(data: bytes, options: Options, limits: Limits) -> Result | None:
+    """`data` (JPEG, PNG, GIF or WebP) as options.convert's format, or None.
+
+    None means this conversion cannot be done as asked (see the module's
+    docstring); the result is not compared with the input's size here.
+    """
+    image = imaging.open_image(data, limits)
+    frames = imaging.check_frames(image, limits)
+    if options.convert == "webp":
+        if frames > 1:
+            return _animated_webp(image, options)
+        if options.lossless:
+            return _lossless_webp(image, options)
+        return _lossy_webp(image, options, len(data))
+    if options.convert == "avif" and frames == 1 and not options.lossless:
+        return _lossy_avif(image, options, len(data))
+    return None
+
+
+def _lossless_webp(image: Image.Image, options: Options) -> Result | None:
+    """Every stored pixel kept; orientation and a non-sRGB profile as metadata."""
+    if image.mode not in _EXACT_MODES:
+        return None
+    metadata = imaging.lossless_metadata(image, options.preserve)
+    imaging.load(image)
+    pixels = imaging.to_8bit(image)
+    pixels = imaging.resize_into(pixels, options.resize)
+    data = webp.lossless_still(pixels, metadata)
+    return Result(data, "webp", pixels.width, pixels.height)
+
+
+def _lossy_webp(image: Image.Image, options: Options, to_beat: int) -> Result | None:
+    prepared = imaging.prepare(image, options)
+    pixels = prepared.image
+    found = webp.lossy_still(pixels, prepared.metadata, to_beat)
+    if found is None:
+        return None
+    return Result(found.data, "webp", pixels.width, pixels.height)
+
+
+def _animated_webp(image: Image.Image, options: Options) -> Result:
+    """Every frame with its duration and the loop count, lossless or lossy."""
+    if options.lossless:
+        frames = webp.decode_frames(image)
+        frames = webp.resized(frames, options.resize)
+        metadata = imaging.lossless_metadata(image, options.preserve)
+        data = webp.lossless_animation(frames, metadata)
+    else:
+        frames, metadata = webp.prepare_frames(image, options)
+        found = webp.lossy_animation(frames, metadata)
+        lossless = webp.lossless_animation(frames, metadata)
+        data = lossless if found is None else min(found.data, lossless, key=len)
+    width, height = frames.images[0].size
+    return Result(data, "webp", width, height)
+
+
+def _lossy_avif(image: Image.Image, options: Options, to_beat: int) -> Result | None:
+    prepared = imaging.prepare(image, options)
+    pixels, metadata = prepared.image, prepared.metadata
+
+    def encode(frame: Image.Image, quality: int) -> bytes:
+        return encode_avif(frame, metadata, quality)
+
+    found = still_search(
+        pixels,
+        AVIF_QUALITIES,
+        encode,
+        decode_avif,
+        AVIF_TARGET,
+        to_beat,
+        start=AVIF_FIRST_GUESS,
+        stride=webp.FIRST_STRIDE,
+        mosaic=lambda frame: block_mosaic(frame, grid=AVIF_GRID),
+    )
+    if found is None:
+        return None
+    return Result(found.data, "avif", pixels.width, pixels.height)
+
+
+def encode_avif(image: Image.Image, metadata: imaging.Metadata, quality: int) -> bytes:
+    """One still AVIF of `image` at `quality`, carrying `metadata`.
+
+    Pillow turns an EXIF orientation into the AVIF's own rotation and mirror.
+    """
+    out = io.BytesIO()
+    extra: dict[str, object] = {}
+    if metadata.exif:
+        extra["exif"] = metadata.exif
+    if metadata.icc:
+        extra["icc_profile"] = metadata.icc
+    image.save(
+        out,
+        "AVIF",
+        quality=quality,
+        speed=AVIF_SPEED,
+        subsampling=AVIF_SUBSAMPLING,
+        max_threads=1,
+        **extra,
+    )
+    return out.getvalue()
+
+
+def decode_avif(data: bytes) -> Image.Image:
+    """Decode AVIF bytes of ours back to pixels, to score them."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return image.copy()
