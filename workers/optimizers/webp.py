@@ -126,7 +126,7 @@ def _still_lossy(
     found = lossy_still(pixels, metadata, to_beat)
     if found is not None:
         candidates.append(Candidate(found.data, pixels.size, found.score))
-    if not candidates or (lossless_source and not _far_below(found, to_beat)):
+    if not candidates or (lossless_source and not far_below(found, to_beat)):
         candidates.append(
             Candidate(lossless_still(pixels, metadata), pixels.size, 100.0)
         )
@@ -134,7 +134,7 @@ def _still_lossy(
     return Result(best.data, "webp", *best.size)
 
 
-def _far_below(found: Found[int] | None, to_beat: int | None) -> bool:
+def far_below(found: Found[int] | None, to_beat: int | None) -> bool:
     """Whether a lossy result is too small for a lossless re-encode to beat it."""
     if found is None or to_beat is None:
         return False
@@ -164,7 +164,7 @@ def _animation(
     found = lossy_animation(frames, metadata)
     if found is not None:
         candidates.append(Candidate(found.data, size, found.score))
-    if not candidates or (lossless_source and not _far_below(found, to_beat)):
+    if not candidates or (lossless_source and not far_below(found, to_beat)):
         candidates.append(Candidate(lossless_animation(frames, metadata), size, 100))
     best = smallest_holding(candidates)
     return Result(best.data, "webp", *best.size)
