@@ -404,28 +404,28 @@ class Curve:
         return Trial(setting.quality, float(setting.quality))
 
 
-# name, aim, start, bound, expected quality (None: no passing one), most trials
+# name, aim, start, expected quality (None: no passing one), most trials
 LADDERS = [
-    ("start on the answer", 80.0, 80, None, 80, 3),
-    ("start below", 80.0, 60, None, 80, 6),
-    ("start above", 50.0, 90, None, 50, 6),
-    ("out of reach", 120.0, 80, None, None, 6),
-    ("lower bound", 10.0, 80, None, 30, 6),
-    ("loses to a smaller encoder", 80.0, 70, 60, None, 1),
+    ("start on the answer", 80.0, 80, 80, 1),
+    ("start below", 80.0, 60, 80, 4),
+    ("start above", 50.0, 90, 50, 4),
+    ("between two steps", 80.5, 70, 81, 4),
+    ("out of reach", 120.0, 80, None, 4),
+    ("lower bound", 10.0, 80, 30, 4),
 ]
 
 
 @pytest.mark.parametrize(
-    ("aim", "start", "bound", "expected", "most"),
+    ("aim", "start", "expected", "most"),
     [row[1:] for row in LADDERS],
     ids=[row[0] for row in LADDERS],
 )
 def test_lowest_passing_finds_the_first_quality_in_few_trials(
-    aim: float, start: int, bound: int | None, expected: int | None, most: int
+    aim: float, start: int, expected: int | None, most: int
 ) -> None:
     curve = Curve()
 
-    found = lowest_passing(curve, "444", aim, start, bound)
+    found = lowest_passing(curve, "444", aim, start)
 
     quality = None if found is None else found.quality
     assert quality == expected, f"expected {expected}, found {quality}"
