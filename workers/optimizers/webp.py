@@ -55,6 +55,8 @@ LOSSLESS_ANIMATION = {
 ANIMATION_METHOD = 4
 # Frames of an animation the lossy search scores, spread over its length.
 SCORED_FRAMES = 6
+# The largest loop count a WebP can hold.
+_MAX_LOOP = 0xFFFF
 # A lossless re-encode rarely saves more than this share of a lossless original,
 # so a lossy result below it is not worth the (slow) lossless encode.
 LOSSLESS_WORTH = 0.7
@@ -436,8 +438,9 @@ def decode_still(data: bytes) -> Image.Image:
 def decode_frames(image: Image.Image) -> Frames:
     """Every frame of an opened animation as a full RGBA canvas, with its duration.
 
-    Works for any format Pillow composes frames of (WebP, GIF, APNG). A GIF
-    without a loop count plays once.
+    Works for any format Pillow composes frames of (WebP, GIF, APNG). `loop` is
+    WebP's: plays in all, 0 for ever. A GIF counts repeats after the first play,
+    as browsers read it, and plays once without a count (gif2webp agrees).
     """
     images, durations = [], []
     try:
@@ -451,5 +454,7 @@ def decode_frames(image: Image.Image) -> Frames:
     background = image.info.get("background")
     if not isinstance(background, tuple) or len(background) != 4:
         background = None
-    loop = image.info.get("loop", 0 if image.format == "WEBP" else 1)
-    return Frames(images, durations, int(loop), background)
+    loop = int(image.info.get("loop", 0 if image.format != "GIF" else 1))
+    if image.format == "GIF" and "loop" in image.info and 0 < loop < _MAX_LOOP:
+        loop += 1
+    return Frames(images, durations, loop, background)

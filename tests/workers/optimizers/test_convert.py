@@ -157,7 +157,7 @@ def timeline(data: bytes) -> list[tuple[bytes, int]]:
 
 
 ANIMATED = [
-    ("lossless, loops twice", True, 2, 2),
+    ("lossless, repeats twice", True, 2, 3),
     ("lossy, loops forever", False, 0, 0),
     ("no loop count plays once", True, None, 1),
 ]
