@@ -194,9 +194,9 @@ def jpeg_claiming(width: int, height: int) -> bytes:
     return bytes(data)
 
 
-def truncated() -> bytes:
-    data = (JPEGS / "pillow_flower.jpg").read_bytes()
-    return data[: len(data) // 2]
+def truncated(name: str = "pillow_flower.jpg") -> bytes:
+    data = (JPEGS / name).read_bytes()
+    return data[: len(data) * 9 // 10]
 
 
 # name, bytes, error, whether reading the header alone (probe) finds it
@@ -204,6 +204,7 @@ HOSTILE = [
     ("bomb header 50000x50000", jpeg_claiming(50000, 50000), LimitExceeded, True),
     ("garbage after SOI", b"\xff\xd8\xff" + bytes(range(256)) * 8, CorruptFile, True),
     ("truncated", truncated(), CorruptFile, False),
+    ("truncated progressive", truncated("dacsan_web3.jpg"), CorruptFile, False),
     ("SOI only", b"\xff\xd8\xff", CorruptFile, True),
 ]
 
