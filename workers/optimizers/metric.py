@@ -124,10 +124,11 @@ def _blur(planes: np.ndarray) -> np.ndarray:
     so beyond the left and right edges counts as zero, above and below as mirrored.
     """
     out = np.empty_like(planes)
+    across = np.empty_like(planes[0])
     for index, plane in enumerate(planes):
-        across = cv2.filter2D(plane, -1, _ROW_KERNEL, borderType=cv2.BORDER_CONSTANT)
-        out[index] = cv2.filter2D(
-            across, -1, _COLUMN_KERNEL, borderType=cv2.BORDER_REFLECT
+        cv2.filter2D(plane, -1, _ROW_KERNEL, dst=across, borderType=cv2.BORDER_CONSTANT)
+        cv2.filter2D(
+            across, -1, _COLUMN_KERNEL, dst=out[index], borderType=cv2.BORDER_REFLECT
         )
     return out
 
@@ -239,7 +240,7 @@ class _Scale:
 
 def _pyramid(pixels: np.ndarray) -> list[np.ndarray]:
     """The XYB planes of each scale of 8-bit sRGB pixels, finest first."""
-    linear = np.moveaxis(_SRGB_TO_LINEAR[pixels], 2, 0)
+    linear = np.ascontiguousarray(np.moveaxis(cv2.LUT(pixels, _SRGB_TO_LINEAR), 2, 0))
     planes = []
     for index in range(_SCALES):
         if linear.shape[1] < 8 or linear.shape[2] < 8:
@@ -282,10 +283,13 @@ class Reference:
         distorted = _pyramid(pixels)
         terms = np.zeros((3, len(self._scales), 2, 3))
         for index, (ref, xyb) in enumerate(zip(self._scales, distorted, strict=True)):
-            centred = xyb - ref.offset
-            blurred = _blur(
-                np.concatenate([centred, centred * centred, ref.centred * centred])
-            )
+            # The nine planes to blur, written in place: the distorted planes less
+            # the offset, their squares, their products with the original's.
+            planes = np.empty((9, *xyb.shape[1:]), dtype=np.float32)
+            centred = np.subtract(xyb, ref.offset, out=planes[:3])
+            np.multiply(centred, centred, out=planes[3:6])
+            np.multiply(ref.centred, centred, out=planes[6:])
+            blurred = _blur(planes)
             terms[:, index] = ref.compare(xyb, blurred)
         return _final_score(terms)
 
