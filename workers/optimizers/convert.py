@@ -54,7 +54,7 @@ def convert(data: bytes, options: Options, limits: Limits) -> Result | None:
     frames = imaging.check_frames(image, limits)
     if options.convert == "webp":
         if frames > 1:
-            return _animated_webp(image, options)
+            return _animated_webp(image, options, len(data))
         if options.lossless:
             return _lossless_webp(image, options)
         return _lossy_webp(image, options, len(data))
@@ -93,18 +93,23 @@ def _lossy_webp(image: Image.Image, options: Options, to_beat: int) -> Result | 
     return Result(min(candidates, key=len), "webp", pixels.width, pixels.height)
 
 
-def _animated_webp(image: Image.Image, options: Options) -> Result:
-    """Every frame with its duration and the loop count, lossless or lossy."""
+def _animated_webp(image: Image.Image, options: Options, to_beat: int) -> Result:
+    """Every frame with its duration and the loop count, lossless or lossy.
+
+    Lossy mode tries lossless first: a GIF's screen recordings and drawings are
+    often smaller so, and the lossy search then gives up as soon as its first
+    whole encode is no smaller.
+    """
     if options.lossless:
-        frames = webp.decode_frames(image)
-        frames = webp.resized(frames, options.resize)
+        frames = webp.resized(webp.decode_frames(image), options.resize)
         metadata = imaging.lossless_metadata(image, options.preserve)
         data = webp.lossless_animation(frames, metadata)
     else:
         frames, metadata = webp.prepare_frames(image, options)
-        found = webp.lossy_animation(frames, metadata)
-        lossless = webp.lossless_animation(frames, metadata)
-        data = lossless if found is None else min(found.data, lossless, key=len)
+        data = webp.lossless_animation(frames, metadata)
+        found = webp.lossy_animation(frames, metadata, min(to_beat, len(data)))
+        if found is not None and len(found.data) < len(data):
+            data = found.data
     width, height = frames.images[0].size
     return Result(data, "webp", width, height)
 

@@ -8,7 +8,7 @@ hold the bound, the smallest. An image too small for a proxy is searched whole.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from PIL import Image
@@ -166,48 +166,41 @@ def still_search(
     if size_to_beat is not None and len(first) >= size_to_beat:
         return None
     reference = Reference(rgb_over_white(image))
-    return _calibrated(
-        settings,
-        (index, first),
-        proxy,
-        encode,
-        image,
-        reference,
-        decode,
-        target,
-        size_to_beat,
-    )
+    encoded = {index: first}
+
+    def full(at: int) -> tuple[bytes, float]:
+        data = encoded.pop(at, None) or encode(image, settings[at])
+        return data, reference.score_image(decode(data))
+
+    found = calibrated(settings, index, proxy, full, target, size_to_beat)
+    return None if found is None else replace(found, proxy_trials=len(proxy.outputs))
 
 
-def _calibrated(
+def calibrated(
     settings: Sequence[Setting],
-    first: tuple[int, bytes],
-    proxy: _Scored,
-    encode: Callable[[Image.Image, Setting], bytes],
-    image: Image.Image,
-    reference: Reference,
-    decode: Callable[[bytes], Image.Image],
+    index: int,
+    proxy: Callable[[int], float],
+    full: Callable[[int], tuple[bytes, float]],
     target: float,
-    size_to_beat: int | None,
+    size_to_beat: int | None = None,
+    confirms: int = _CONFIRMS,
 ) -> Found[Setting] | None:
-    """Confirm at full size, moving the aim by the proxy's measured error.
+    """Confirm at full size from `index`, moving the aim by the proxy's error.
 
-    The proxy's scores are biased (a small mosaic scores unlike the whole), but
-    their order holds. Each confirm narrows the bracket between the highest
-    setting known to miss and the lowest known to pass, and tells the proxy's
-    error, from which the next setting is predicted inside the bracket. The
-    search ends when the prediction is the lowest pass already known, or when a
-    miss is already no smaller than `size_to_beat`. The cheapest pass wins.
-    `first` is the first setting's index and its full-size output.
+    `proxy` scores a setting's index cheaply, `full` gives its full-size output
+    and score. The proxy's scores are biased (a small mosaic scores unlike the
+    whole), but their order holds. Each confirm narrows the bracket between the
+    highest setting known to miss and the lowest known to pass, and tells the
+    proxy's error, from which the next setting is predicted inside the bracket.
+    The search ends when the prediction is the lowest pass already known, when a
+    miss is already no smaller than `size_to_beat`, or after `confirms` full
+    outputs. The cheapest pass wins.
     """
-    index, data = first
     passing: dict[int, tuple[bytes, float]] = {}
     confirmed: list[tuple[float, float]] = []
     failing = -1
-    for confirm in range(_CONFIRMS):
-        if confirm:
-            data = encode(image, settings[index])
-        value = reference.score_image(decode(data))
+    for _ in range(confirms):
+        data, value = full(index)
         confirmed.append((proxy(index), value))
         if value >= target:
             passing[index] = data, value
@@ -232,7 +225,7 @@ def _calibrated(
         return None
     best = min(passing)
     data, value = passing[best]
-    return Found(settings[best], data, value, len(proxy.outputs), len(confirmed))
+    return Found(settings[best], data, value, 0, len(confirmed))
 
 
 def _aim(confirmed: list[tuple[float, float]], target: float) -> float:

@@ -22,6 +22,7 @@ from workers.optimizers.metric import Reference, rgb_over_white
 from workers.optimizers.perceptual import (
     Candidate,
     block_mosaic,
+    calibrated,
     smallest_holding,
     still_search,
 )
@@ -53,8 +54,12 @@ LOSSLESS_ANIMATION = {
 # Lossy animations let libwebp store a frame losslessly where that is smaller,
 # and try key and delta frames both.
 ANIMATION_METHOD = 4
-# Frames of an animation the lossy search scores, spread over its length.
+# Frames of an animation the lossy search scores, spread over its length: up
+# to SCORED_FRAMES, as many as SCORED_PIXELS allows, at least two.
 SCORED_FRAMES = 6
+SCORED_PIXELS = 2_000_000
+# Whole encodes of an animation one lossy search may spend.
+ANIMATION_CONFIRMS = 2
 # The largest loop count a WebP can hold.
 _MAX_LOOP = 0xFFFF
 # A lossless re-encode rarely saves more than this share of a lossless original,
@@ -163,7 +168,7 @@ def _animation(
     if _unchanged_frames(image, frames, options):
         candidates.append(_repack(data, metadata, size))
     to_beat = min((len(candidate.data) for candidate in candidates), default=None)
-    found = lossy_animation(frames, metadata)
+    found = lossy_animation(frames, metadata, to_beat)
     if found is not None:
         candidates.append(Candidate(found.data, size, found.score))
     if not candidates or (lossless_source and not far_below(found, to_beat)):
@@ -253,29 +258,45 @@ def lossless_animation(frames: Frames, metadata: imaging.Metadata) -> bytes:
     return encode_frames(frames, metadata, LOSSLESS_ANIMATION)
 
 
-def lossy_animation(frames: Frames, metadata: imaging.Metadata) -> Found[int] | None:
+def lossy_animation(
+    frames: Frames, metadata: imaging.Metadata, size_to_beat: int | None = None
+) -> Found[int] | None:
     """The lowest quality, one for all frames, whose animation holds TARGET.
 
-    The quality is searched on sampled frames encoded as stills, which score
-    close to the animation's frames at the same quality; the animation is then
-    encoded whole and scored on those frames as it shows them, and encoded again
-    one step of the measured error higher if it falls short (twice at most).
+    The quality is searched on sampled frames (mosaics of large ones) encoded as
+    stills, which score close to the animation's frames at the same quality; the
+    animation is then encoded whole and scored on those frames as it shows them,
+    and the proxy's measured error steers one more whole encode (see
+    perceptual.calibrated), unless a miss is already no smaller than
+    `size_to_beat`.
     """
-    sample = frame_sample(len(frames.images), SCORED_FRAMES)
-    references = {
-        index: Reference(rgb_over_white(frames.images[index])) for index in sample
-    }
+    width, height = frames.images[0].size
+    wanted = max(2, min(SCORED_FRAMES, SCORED_PIXELS // (width * height)))
+    sample = frame_sample(len(frames.images), wanted)
+    proxies = {}
+    for index in sample:
+        mosaic = block_mosaic(frames.images[index])
+        image = frames.images[index] if mosaic is None else mosaic
+        proxies[index] = image, Reference(rgb_over_white(image))
     starts = frame_starts(frames.durations)
+    proxy_scores: dict[int, float] = {}
 
     def proxy(quality: int) -> float:
-        scores = []
-        for index in sample:
+        if quality not in proxy_scores:
             settings = {**lossy_settings(quality), "method": ANIMATION_METHOD}
-            still = encode(frames.images[index], imaging.Metadata(), settings)
-            scores.append(references[index].score_image(decode_still(still)))
-        return sum(scores) / len(scores)
+            scores = []
+            for image, reference in proxies.values():
+                still = encode(image, imaging.Metadata(), settings)
+                scores.append(reference.score_image(decode_still(still)))
+            proxy_scores[quality] = sum(scores) / len(scores)
+        return proxy_scores[quality]
+
+    references: dict[int, Reference] = {}
 
     def scored(data: bytes) -> float:
+        if not references:
+            for index in sample:
+                references[index] = Reference(rgb_over_white(frames.images[index]))
         shown = shown_frames(data, [starts[index] for index in sample])
         values = [
             references[index].score_image(frame)
@@ -283,31 +304,20 @@ def lossy_animation(frames: Frames, metadata: imaging.Metadata) -> Found[int] | 
         ]
         return sum(values) / len(values)
 
-    proxy_scores: dict[int, float] = {}
+    def full(index: int) -> tuple[bytes, float]:
+        data = encode_frames(frames, metadata, _animation_settings(QUALITIES[index]))
+        return data, scored(data)
 
-    def cached_proxy(quality: int) -> float:
-        if quality not in proxy_scores:
-            proxy_scores[quality] = proxy(quality)
-        return proxy_scores[quality]
+    def proxy_at(index: int) -> float:
+        return proxy(QUALITIES[index])
 
     index = first_passing(
-        QUALITIES, cached_proxy, TARGET, start=FIRST_GUESS, stride=FIRST_STRIDE
+        QUALITIES, proxy, TARGET, start=FIRST_GUESS, stride=FIRST_STRIDE
     )
     index = len(QUALITIES) - 1 if index is None else index
-    for confirm in range(2):
-        quality = QUALITIES[index]
-        data = encode_frames(frames, metadata, _animation_settings(quality))
-        value = scored(data)
-        if value >= TARGET:
-            return Found(quality, data, value, len(proxy_scores), confirm + 1)
-        aim = cached_proxy(quality) + (TARGET - value)
-        next_index = first_passing(
-            QUALITIES, cached_proxy, aim, low=index + 1, start=index + 1
-        )
-        if next_index is None:
-            return None
-        index = next_index
-    return None
+    return calibrated(
+        QUALITIES, index, proxy_at, full, TARGET, size_to_beat, ANIMATION_CONFIRMS
+    )
 
 
 def frame_sample(count: int, wanted: int) -> list[int]:
