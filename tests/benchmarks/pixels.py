@@ -98,6 +98,7 @@ def frame_starts(data: bytes) -> list[int]:
     with _open(data) as image:
         for frame in ImageSequence.Iterator(image):
             starts.append(clock)
+            frame.load()  # Pillow reads a WebP frame's duration with its pixels
             clock += int(frame.info.get("duration") or 0)
     return starts
 
