@@ -7,11 +7,14 @@ WebP of the stored pixels, carrying the orientation tag and a non-sRGB profile a
 the lossless optimizers do; an animation becomes an animated WebP with its frames,
 durations and loop count.
 
-Some conversions cannot be done as asked; `convert` then answers None and the
-caller optimizes the input in its own format instead:
+Some conversions cannot be done as asked; `convert` then answers None and
+registry.optimize optimizes the input in its own format instead, as it does when
+the conversion comes out no smaller than the input (the Result's `format` says
+which format the client gets):
 - lossless AVIF: libavif through Pillow stores YUV even at quality 100, which
   changes pixels (and comes out several times larger than lossless WebP);
-- animated AVIF: Pillow cannot write an AVIF sequence's loop count;
+- animated AVIF: Pillow writes no loop count (its sequences loop for ever), and
+  the animation search here encodes WebP only;
 - lossless input that 8-bit RGBA cannot hold (16-bit or CMYK pixels);
 - a lossy search that finds nothing holding the target below the input's size.
 """
