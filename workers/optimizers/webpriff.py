@@ -97,7 +97,7 @@ def repack(data: bytes, exif: bytes | None, icc: bytes | None) -> bytes:
     if exif is not None and exif.startswith(b"Exif\0\0"):
         exif = exif[6:]
     flags = header.payload[0] & (_FLAG_ALPHA | _FLAG_ANIMATION) if header else 0
-    if any(chunk.tag == b"ALPH" for chunk in images):
+    if any(chunk.tag == b"ALPH" or _lossless_alpha(chunk) for chunk in images):
         flags |= _FLAG_ALPHA
     if header is None or (not flags and not exif and not icc):
         if len(images) == 1 and not exif and not icc:
@@ -116,6 +116,13 @@ def repack(data: bytes, exif: bytes | None, icc: bytes | None) -> bytes:
     if exif:
         out.append(Chunk(b"EXIF", exif))
     return _riff(out)
+
+
+def _lossless_alpha(image: Chunk) -> bool:
+    """Whether a VP8L bitstream says its image uses alpha (bit 28 of its header)."""
+    if image.tag != b"VP8L" or len(image.payload) < 5:
+        return False
+    return bool(int.from_bytes(image.payload[1:5], "little") >> 28 & 1)
 
 
 def _canvas(image: Chunk) -> bytes:

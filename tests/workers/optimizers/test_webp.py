@@ -372,3 +372,52 @@ def test_hostile_files_are_refused_with_typed_errors(make, limits, error) -> Non
             WebpOptimizer().optimize(data, Options(lossless=lossless), limits)
         with pytest.raises(error):
             WebpOptimizer().probe(data, limits)
+
+
+REPACKS = [
+    # name, image, save options, profile to add, tags expected, alpha flag
+    (
+        "lossless alpha gains a profile",
+        lambda: Image.new("RGBA", (20, 10), (255, 0, 0, 128)),
+        {"lossless": True},
+        True,
+        [b"VP8X", b"ICCP", b"VP8L"],
+        True,
+    ),
+    (
+        "lossy alpha loses its exif",
+        lambda: gradient(alpha=True),
+        {"quality": 80, "exif": b"Exif\0\0MM\0*\0\0\0\x08\0\0"},
+        False,
+        [b"VP8X", b"ALPH", b"VP8 "],
+        True,
+    ),
+    (
+        "opaque lossy becomes simple",
+        lambda: gradient(),
+        {"quality": 80, "exif": b"Exif\0\0MM\0*\0\0\0\x08\0\0"},
+        False,
+        [b"VP8 "],
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "save", "icc", "tags", "alpha"),
+    [row[1:] for row in REPACKS],
+    ids=[row[0] for row in REPACKS],
+)
+def test_a_repack_keeps_the_image_chunks_and_flags_what_it_holds(
+    make, save, icc: bool, tags: list[bytes], alpha: bool
+) -> None:
+    data = webp_bytes(make(), **save)
+    profile = adobe_rgb_profile() if icc else None
+
+    repacked = webpriff.repack(data, None, profile)
+
+    found = webpriff.chunks(repacked)
+    assert [chunk.tag for chunk in found] == tags
+    if found[0].tag == b"VP8X":
+        assert bool(found[0].payload[0] & 0x10) is alpha, "VP8X alpha flag"
+    assert np.array_equal(frames_rgba(data)[0], frames_rgba(repacked)[0])
