@@ -153,7 +153,7 @@ def _animation(
 ) -> Result:
     size = imaging.fit_size(image.width, image.height, options.resize)
     candidates = []
-    if options.lossless:
+    if options.lossless and (lossless_source or size == image.size):
         frames = resized(decode_frames(image), options.resize)
         metadata = imaging.lossless_metadata(image, options.preserve)
         if size == image.size:
