@@ -58,7 +58,8 @@ CLOSE_ENOUGH = 1.0
 # progressive takes about as long as the whole search, for a tenth of a file of
 # a few dozen kilobytes (libjpeg-turbo's progressive mode saves 2%).
 PROGRESSIVE_FROM = 500_000
-# A lossy result this close to the input's size is compared with the exact copy.
+# A lossy result this close to the input's size (less the metadata the exact
+# copy drops) is compared with the exact copy, which re-coding makes smaller.
 CLOSE_TO_INPUT = 0.9
 
 # Table K.1 of the JPEG standard: the luminance table that IJG quality scales.
@@ -129,12 +130,14 @@ class JpegOptimizer:
         width, height = pixels.size
         if resized:
             return Result(encoded, "jpeg", width, height)
-        if len(encoded) >= len(data) * CLOSE_TO_INPUT:
+        # The exact copy is at most the input less its dropped metadata; it is
+        # made, at the cost of a mozjpeg pass, only where it may be smaller.
+        kept = lossless_metadata(image, options.preserve)
+        stripped = with_metadata(data, kept.exif, kept.icc)
+        if len(encoded) >= len(stripped) * CLOSE_TO_INPUT:
             exact = _lossless(data, image, options)
             if len(exact.data) <= len(encoded):
                 return exact
-        if len(encoded) >= len(data):
-            return Result(data, "jpeg", image.width, image.height)
         return Result(encoded, "jpeg", width, height)
 
 
