@@ -4,7 +4,7 @@ For every corpus JPEG (scaled into 1 megapixel, so the sweep takes minutes) and
 every encoder, bisect the quality for the lowest one scoring the target, then
 print the total bytes, the median score and the median time of one encode, and
 the total when each file takes the smaller of the two encoders ours searches.
-Run: .venv/bin/python tests/benchmarks/jpeg_encoders.py [--target 84] [--limit N]
+Run: .venv/bin/python -m tests.benchmarks.jpeg_encoders [--target 84] [--limit N]
 """
 
 from __future__ import annotations

@@ -89,13 +89,29 @@ def test_lossy_holds_the_floor_and_never_grows(name: str) -> None:
     assert score >= FLOOR, f"{name} scored {score:.1f}, below {FLOOR}"
 
 
-def test_lossy_output_is_progressive() -> None:
-    data = (JPEGS / "pillow_flower.jpg").read_bytes()
+# name, corpus file, whether the output is progressive
+SCANS = [
+    ("re-encoded from half a megapixel", "dacsan_BANNER5.jpg", True),  # 1500x450
+    ("re-encoded below half a megapixel", "pillow_flower2.jpg", False),  # 300x225
+    ("coarse input, exact copy", "pillow_flower.jpg", True),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "progressive"),
+    [row[1:] for row in SCANS],
+    ids=[row[0] for row in SCANS],
+)
+def test_lossy_output_is_progressive_from_half_a_megapixel(
+    name: str, progressive: bool
+) -> None:
+    data = (JPEGS / name).read_bytes()
 
     result = OPTIMIZER.optimize(data, Options(), Limits())
 
     with Image.open(io.BytesIO(result.data)) as image:
-        assert image.info.get("progressive"), "lossy output should be progressive"
+        found = bool(image.info.get("progressive"))
+    assert found is progressive, f"{name}: progressive should be {progressive}"
 
 
 RESIZES = [
