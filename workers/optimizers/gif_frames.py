@@ -4,7 +4,7 @@ An animation is scored as the benchmark scores it: SSIMULACRA2 of each frame wit
 alpha over white, the mean over a sample of frames spread evenly, and where the
 candidate merged frames, whichever of its frames is on screen when the original's
 frame starts. The scorer decodes and prepares the original's frames once; a cheaper
-scorer sees fewer frames, or only a mosaic of crops of each.
+scorer sees fewer of them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from workers.optimizers import gif_blocks
 from workers.optimizers.errors import CorruptFile
 from workers.optimizers.imaging import DECODE_ERRORS
 from workers.optimizers.metric import Reference, rgb_over_white
-from workers.optimizers.perceptual import proxy_of
 
 
 def starts(layout: gif_blocks.Layout) -> list[int]:
@@ -38,6 +37,19 @@ def sample(count: int, limit: int) -> list[int]:
         return [0]
     step = (count - 1) / (limit - 1)
     return sorted({round(i * step) for i in range(limit)})
+
+
+def stratified(count: int, frames: int, benchmark: int) -> list[int]:
+    """`frames` indices standing for the `benchmark` spread evenly over `count`.
+
+    Each index is the middle one of its share of the evenly spread sample, so that
+    no frame stands for more of the animation than its share: the first frame of
+    a recording often shows little and would weigh too much if always taken.
+    """
+    spread = sample(count, benchmark)
+    if len(spread) <= frames:
+        return spread
+    return [spread[(2 * i + 1) * len(spread) // (2 * frames)] for i in range(frames)]
 
 
 def shown_frames(data: bytes, indices: list[int]) -> dict[int, np.ndarray]:
@@ -60,32 +72,29 @@ def shown_frames(data: bytes, indices: list[int]) -> dict[int, np.ndarray]:
 
 
 class FrameScorer:
-    """Scores candidates against a sample of an original's frames.
+    """Scores candidates against frames of an original, whole frames only.
 
-    `frames` caps how many frames are scored; with `proxy_pixels`, a frame larger
-    than twice that is scored on a mosaic of crops of about that many pixels.
+    Of the `benchmark` frames spread evenly over the animation (as the benchmark
+    takes them), about `pixels` pixels' worth are scored, at least `fewest` and at
+    most `most` frames: crops or a downscaled copy would score another image.
     """
 
     def __init__(
         self,
         data: bytes,
         layout: gif_blocks.Layout,
-        frames: int,
-        proxy_pixels: int | None = None,
+        pixels: int,
+        fewest: int,
+        most: int,
+        benchmark: int,
     ) -> None:
         self.count = len(layout.frames)
-        self.indices = sample(self.count, frames)
+        frames = min(most, max(fewest, pixels // (layout.width * layout.height)))
+        self.indices = stratified(self.count, frames, benchmark)
         frame_starts = starts(layout)
         self.times = [frame_starts[index] for index in self.indices]
-        self.proxy_pixels = proxy_pixels
         shown = shown_frames(data, self.indices)
-        self.references = [Reference(self._view(shown[i])) for i in self.indices]
-
-    def _view(self, pixels: np.ndarray) -> np.ndarray:
-        if self.proxy_pixels is None:
-            return pixels
-        mosaic = proxy_of(Image.fromarray(pixels), self.proxy_pixels)
-        return pixels if mosaic is None else np.asarray(mosaic)
+        self.references = [Reference(shown[index]) for index in self.indices]
 
     def shown_indices(self, layout: gif_blocks.Layout) -> list[int]:
         """The candidate's frames to compare with the sampled originals."""
@@ -99,6 +108,6 @@ class FrameScorer:
         indices = self.shown_indices(gif_blocks.read_layout(candidate))
         shown = shown_frames(candidate, indices)
         return fmean(
-            reference.score(self._view(shown[index]))
+            reference.score(shown[index])
             for reference, index in zip(self.references, indices, strict=True)
         )
