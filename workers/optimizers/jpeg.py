@@ -195,7 +195,7 @@ def _lossless(data: bytes, image: Image.Image, options: Options) -> Result:
     width, height = image.size
     # A truncated or broken scan must fail here, not be padded. Decoding at an
     # eighth of the size still reads every coefficient, for a fraction of the work.
-    image.draft(image.mode, (width // 8, height // 8))
+    image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
     load(image)
     try:
         recoded = mozjpeg_lossless_optimization.optimize(data)
@@ -215,22 +215,12 @@ def encode(image: Image.Image, setting: Setting, metadata: Metadata) -> bytes:
         baseline = _baseline(image, setting)
         progressive = mozjpeg_lossless_optimization.optimize(baseline)
         return with_metadata(progressive, metadata.exif, metadata.icc)
-    buffer = io.BytesIO()
     extra = {}
     if metadata.exif:
         extra["exif"] = metadata.exif
     if metadata.icc:
         extra["icc_profile"] = metadata.icc
-    image.save(
-        buffer,
-        "JPEG",
-        quality=setting.quality,
-        subsampling=0,
-        optimize=True,
-        progressive=True,
-        **extra,
-    )
-    return buffer.getvalue()
+    return _turbo(image, setting.quality, progressive=True, **extra)
 
 
 def _final(image: Image.Image, setting: Setting, metadata: Metadata) -> bytes:
@@ -245,8 +235,32 @@ def _baseline(image: Image.Image, setting: Setting) -> bytes:
     if setting.encoder == "jpegli":
         pixels = np.ascontiguousarray(np.asarray(image.convert("RGB")))
         return pyjpegli.encode(pixels, image.width, image.height, setting.quality)
+    return _turbo(image, setting.quality, progressive=False)
+
+
+def _turbo(
+    image: Image.Image, quality: int, progressive: bool, **extra: bytes
+) -> bytes:
+    """libjpeg-turbo at 4:4:4 (or grey) with optimised Huffman tables.
+
+    Pillow gives an optimised encode a buffer of a byte a pixel (two from
+    quality 95), which noise can overflow; a plain baseline encode, with the
+    same coefficients, has no such bound.
+    """
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=setting.quality, subsampling=0, optimize=True)
+    try:
+        image.save(
+            buffer,
+            "JPEG",
+            quality=quality,
+            subsampling=0,
+            optimize=True,
+            progressive=progressive,
+            **extra,
+        )
+    except OSError:
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=quality, subsampling=0, **extra)
     return buffer.getvalue()
 
 

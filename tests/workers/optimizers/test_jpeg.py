@@ -328,6 +328,18 @@ def test_a_coarse_input_comes_back_exact_when_lossy(tmp_path: Path) -> None:
         assert np.array_equal(a, b), "re-encoding a coarse JPEG only adds loss"
 
 
+def test_noise_that_overflows_pillows_buffer_still_encodes() -> None:
+    rng = np.random.default_rng(5)
+    noise = Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
+    data = jpeg_at(noise, 95, subsampling=0)  # over a byte a pixel at any quality
+
+    result = OPTIMIZER.optimize(data, Options(), Limits())
+
+    assert len(result.data) <= len(data), "never larger"
+    with Image.open(io.BytesIO(result.data)) as image:
+        assert image.size == (256, 256), f"the output decodes: {image.size}"
+
+
 def test_a_coarse_cmyk_input_still_becomes_rgb() -> None:
     data = (JPEGS / "ocrmypdf_baiona_cmyk.jpg").read_bytes()  # Adobe CMYK, coarse
     with Image.open(io.BytesIO(data)) as image:
