@@ -23,7 +23,12 @@ from workers.optimizers import gif_blocks, imaging
 from workers.optimizers.base import Limits, Options, Result
 from workers.optimizers.errors import CorruptFile, LimitExceeded
 from workers.optimizers.gif_frames import FrameScorer
-from workers.optimizers.gif_gifsicle import Deadline, GifsicleFailed, gifsicle
+from workers.optimizers.gif_gifsicle import (
+    Deadline,
+    GifsicleFailed,
+    OutOfTime,
+    gifsicle,
+)
 from workers.optimizers.search import search
 
 # SSIMULACRA2 (alpha over white, mean over frames) every lossy GIF holds: the
@@ -98,7 +103,11 @@ class GifOptimizer:
         if not options.lossless:
             reference = source if size == (layout.width, layout.height) else exact
             base = min(candidates, key=lambda candidate: len(candidate.data)).data
-            lossy = self._lossy(reference, base, deadline)
+            try:
+                lossy = self._lossy(reference, base, deadline)
+            except (GifsicleFailed, OutOfTime):
+                # The exact copies in hand are as good an answer as the input.
+                lossy = None
             if lossy is not None:
                 candidates.append(_Candidate(lossy, size))
         return min(candidates, key=lambda candidate: len(candidate.data))

@@ -21,6 +21,10 @@ class GifsicleFailed(Exception):
     """gifsicle refused the input or crashed; the message is its last line."""
 
 
+class OutOfTime(LimitExceeded):
+    """The time limit passed before the work on the file was done."""
+
+
 class Deadline:
     """The moment the work on one file must end, from the limits' time limit."""
 
@@ -35,8 +39,8 @@ class Deadline:
             raise self.exceeded()
         return left
 
-    def exceeded(self) -> LimitExceeded:
-        return LimitExceeded(
+    def exceeded(self) -> OutOfTime:
+        return OutOfTime(
             f"Optimizing this file took longer than the {self.seconds:g} s time limit."
         )
 

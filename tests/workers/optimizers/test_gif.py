@@ -248,6 +248,13 @@ def _frame_outside_the_screen() -> bytes:
     return _screen(1, 1) + _frame(60000, 60000, 1, 1) + _frame(0, 0, 1, 1) + b";"
 
 
+def _short_image_data() -> bytes:
+    """A 4x4 frame whose LZW data ends after its first pixel."""
+    palette = bytes([0, 0, 0, 255, 255, 255])
+    screen = b"GIF89a" + struct.pack("<HHBBB", 4, 4, 0x80, 0, 0) + palette
+    return screen + _frame(0, 0, 4, 4) + b";"
+
+
 def _frame_bomb() -> bytes:
     return _screen(100, 100) + _frame(0, 0, 100, 100) * 1500 + b";"
 
@@ -256,6 +263,7 @@ HOSTILE = [
     ("truncated", _truncated, CorruptFile),
     ("garbage after the header", _garbage_after_header, CorruptFile),
     ("not a gif", lambda: b"GIF89a", CorruptFile),
+    ("image data short of its frame", _short_image_data, CorruptFile),
     ("huge logical screen", _huge_screen, LimitExceeded),
     ("frame past the screen", _frame_outside_the_screen, LimitExceeded),
     ("too many frames", _frame_bomb, LimitExceeded),
@@ -271,6 +279,13 @@ def test_hostile_files_are_refused_with_a_typed_error(
 ) -> None:
     with pytest.raises(error):
         OPTIMIZER.optimize(make(), Options(lossless=lossless), Limits())
+
+
+def test_a_time_limit_too_short_is_refused() -> None:
+    data = (GIFS / "pillow_iss634.gif").read_bytes()
+
+    with pytest.raises(LimitExceeded):
+        OPTIMIZER.optimize(data, LOSSY, Limits(time_limit=1e-6))
 
 
 def test_probe_checks_the_limits() -> None:
