@@ -93,10 +93,10 @@ _PROGRESSIVE_GAIN = {"jpegli": 0.92, "444": 0.98}
 _FIRST_GUESS = {"jpegli": 89, "444": 82}
 # Chroma detail (see chroma_detail) from which libjpeg-turbo's 4:4:4 is searched
 # first without a trial of each, and up to which jpegli is: on the corpus, all
-# images over 2 but one (by a few percent) were smaller at 4:4:4, the one under
-# 0.5 smaller with jpegli.
+# images over 2 but one (by a few percent) were smaller at 4:4:4, and those under
+# 1.2 smaller with jpegli or even, at full size.
 SHARP_CHROMA = 2.0
-FLAT_CHROMA = 0.5
+FLAT_CHROMA = 1.2
 # How much smaller an encode gets per score point given up, near the target:
 # the log of bytes over the score, on the corpus.
 SIZE_PER_POINT = 0.09
