@@ -75,21 +75,14 @@ class FrameScorer:
     """Scores candidates against frames of an original, whole frames only.
 
     Of the `benchmark` frames spread evenly over the animation (as the benchmark
-    takes them), about `pixels` pixels' worth are scored, at least `fewest` and at
-    most `most` frames: crops or a downscaled copy would score another image.
+    takes them), `frames` stand for the rest. Whole frames: crops or a downscaled
+    copy would score another image.
     """
 
     def __init__(
-        self,
-        data: bytes,
-        layout: gif_blocks.Layout,
-        pixels: int,
-        fewest: int,
-        most: int,
-        benchmark: int,
+        self, data: bytes, layout: gif_blocks.Layout, frames: int, benchmark: int
     ) -> None:
         self.count = len(layout.frames)
-        frames = min(most, max(fewest, pixels // (layout.width * layout.height)))
         self.indices = stratified(self.count, frames, benchmark)
         frame_starts = starts(layout)
         self.times = [frame_starts[index] for index in self.indices]
