@@ -11,9 +11,11 @@ at full size. The score is SSIMULACRA2 with alpha over white.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import deflate
 import numpy as np
 import oxipng
 from PIL import Image
@@ -41,7 +43,6 @@ from workers.optimizers.png_chunks import (
     write_chunks,
 )
 from workers.optimizers.residuals import AVERAGE, UP, snap
-from workers.optimizers.search import first_passing
 
 # The score every lossy PNG is searched to: the corpus median lands near 77, the
 # peer's (pngquant 65-80), while no file falls under the floor of 70.
@@ -50,23 +51,49 @@ TARGET = 77.0
 # chosen to compress, so the filter search matters less).
 LOSSLESS_LEVEL = 5
 LOSSY_LEVEL = 2
-# The cheaper preset that only sizes the candidates of the search.
-SIZING_LEVEL = 1
-# libimagequant qualities, lowest first, and the dithering levels remapped.
-QUALITIES = tuple(range(5, 101, 5))
+# libimagequant qualities, lowest first; near the target the score rises about
+# QUALITY_SLOPE a quality. The colours stop growing at MAX_COLOURS.
+QUALITIES = tuple(range(0, 101))
 FIRST_QUALITY_GUESS = 80
-DITHERING = (0.0, 0.5)
-# Residual steps, coarsest (smallest output) first.
-STEPS = tuple(step / 2 for step in range(48, 2, -1))
-FIRST_STEP_GUESS = 10.0
+QUALITY_SLOPE = 0.7
+MAX_COLOURS = 256
+# Error diffusion costs more bytes than it buys score at the same target.
+DITHERING = 0.0
+# Residual steps, coarsest (smallest output) first; near the target the score
+# rises about STEP_SLOPE a setting.
+STEPS = tuple(step / 4 for step in range(160, 5, -1))
+FIRST_STEP_GUESS = {UP: 16.0, AVERAGE: 10.0}
+STEP_SLOPE = 0.5
 # An image of at most this many colours is stored exactly as a palette.
 FEW_COLOURS = 16
-# Images above twice this many pixels are searched on a mosaic of tiles this big.
-PROXY_PIXELS = 160_000
-PROXY_TILE = 128
-# A confirm at full size may fall this far under the target and still pass.
+# A search stops at a setting that holds the target within TOLERANCE, after at
+# most MAX_TRIALS scores; a jump up aims OVERSHOOT times the distance, so that
+# the next trial is likely to hold.
+TOLERANCE = 0.5
+MAX_TRIALS = 6
+OVERSHOOT = 1.2
+# Images above PROXY_FROM pixels are searched on a mosaic of MOSAIC_ROWS by
+# MOSAIC_COLUMNS tiles TILE wide, and the pick is confirmed on the whole image,
+# where it may fall CONFIRM_SLACK under the target.
+PROXY_FROM = 1_500_000
+TILE = 128
+MOSAIC_ROWS = 4
+MOSAIC_COLUMNS = 6
 CONFIRM_SLACK = 0.5
 MAX_CONFIRMS = 3
+# Candidates are sized by a quick deflate at this level, scaled by what oxipng
+# gains over it on each kind of image.
+ESTIMATE_LEVEL = 6
+# A family whose first guess, corrected by RATE of its size per point of score
+# off the target, looks more than MARGIN larger than the best one's is dropped.
+RATE = 0.025
+MARGIN = 0.12
+# Estimates of candidates near the target miss the real size by a few percent:
+# finalists within CLOSE of the smallest estimate are all encoded, and a family
+# gives up once a setting that fails is estimated CLOSE over the best so far.
+CLOSE = 0.08
+PALETTE_RATIO = 0.93
+TRUECOLOUR_RATIO = 0.84
 _COLOUR_TYPES = {
     1: oxipng.ColorType.grayscale,
     2: oxipng.ColorType.grayscale_alpha,
@@ -146,83 +173,211 @@ _NO_EXTRA = _Extra()
 
 
 class _Scorer:
-    """Scores candidate pixels against the original, on a mosaic for big images."""
+    """Scores candidates against the original; big images also on a mosaic.
+
+    `quick` scores a full-size candidate on the mosaic that stands for a big
+    image (on the whole of a smaller one), `exact` on the whole image. The
+    mosaic's tiles are chosen once the first candidates are known: half where
+    they differ most from the original, since the score dwells on the worst
+    areas, and half spread evenly over the image.
+    """
 
     def __init__(self, image: Image.Image) -> None:
-        original = rgb_over_white(image)
-        self.full = Reference(original)
-        self.rows, self.columns = _mosaic_cuts(original.shape[0], original.shape[1])
-        self.proxy = Reference(self.mosaic(original)) if self.rows else self.full
+        self.original = rgb_over_white(image)
+        self.full = Reference(self.original)
+        height, width = self.original.shape[:2]
+        self.big = height * width > PROXY_FROM and min(height, width) >= 2 * TILE
+        self.tiles: list[tuple[int, int]] = []
+        self.proxy = self.full
 
-    @property
-    def has_proxy(self) -> bool:
-        return bool(self.rows)
+    def choose_tiles(self, candidates: Sequence[Image.Image]) -> None:
+        """Pick the mosaic's tiles from where these candidates are worst."""
+        if not self.big:
+            return
+        down, across = self.original.shape[0] // TILE, self.original.shape[1] // TILE
+        badness = np.zeros((down, across))
+        for candidate in candidates:
+            errors = _tile_errors(self.original, rgb_over_white(candidate))
+            badness += errors / max(float(errors.mean()), 1e-9)
+        worst = [divmod(int(i), across) for i in np.argsort(-badness, axis=None)]
+        spread = [
+            (int(row), int(column))
+            for row in np.linspace(0, down - 1, MOSAIC_ROWS).round()
+            for column in np.linspace(0, across - 1, MOSAIC_COLUMNS).round()
+        ]
+        count = MOSAIC_ROWS * MOSAIC_COLUMNS
+        chosen = dict.fromkeys(worst[: count // 2])
+        for tile in spread + worst:
+            if len(chosen) == count:
+                break
+            chosen.setdefault(tile)
+        self.tiles = list(chosen)
+        self.proxy = Reference(self.mosaic(self.original))
 
     def mosaic(self, pixels: np.ndarray) -> np.ndarray:
-        """The tiles the proxy scores, cut from (height, width[, n]) pixels."""
-        if not self.rows:
+        """The chosen tiles of (height, width[, n]) pixels, in rows of a mosaic."""
+        if not self.tiles:
             return pixels
-        return np.concatenate(
-            [
-                np.concatenate([pixels[r, c] for c in self.columns], axis=1)
-                for r in self.rows
-            ]
-        )
+        tiles = [
+            pixels[row * TILE : (row + 1) * TILE, column * TILE : (column + 1) * TILE]
+            for row, column in self.tiles
+        ]
+        rows = [
+            np.concatenate(tiles[i : i + MOSAIC_COLUMNS], axis=1)
+            for i in range(0, len(tiles), MOSAIC_COLUMNS)
+        ]
+        return np.concatenate(rows)
 
     def quick(self, image: Image.Image) -> float:
-        """The score of a candidate made from the mosaic (the whole image if small)."""
-        return self.proxy.score(rgb_over_white(image))
+        if not self.tiles:
+            return self.proxy.score(rgb_over_white(image))
+        tiles = Image.fromarray(self.mosaic(np.asarray(image)), image.mode)
+        return self.proxy.score(rgb_over_white(tiles))
 
     def exact(self, image: Image.Image) -> float:
-        """The score of a full-size candidate."""
         return self.full.score(rgb_over_white(image))
 
 
-def _mosaic_cuts(height: int, width: int) -> tuple[list[slice], list[slice]]:
-    """Row and column slices of tiles spread over an image above PROXY_PIXELS."""
-    if height * width <= PROXY_PIXELS * 2 or min(height, width) < PROXY_TILE * 2:
-        return [], []
-    wanted = PROXY_PIXELS // (PROXY_TILE * PROXY_TILE)
-    across = max(1, min(width // PROXY_TILE, round((wanted * width / height) ** 0.5)))
-    down = max(1, min(height // PROXY_TILE, wanted // across))
-
-    def cuts(length: int, count: int) -> list[slice]:
-        starts = [
-            (length - PROXY_TILE) * (2 * i + 1) // (2 * count) for i in range(count)
-        ]
-        return [slice(start, start + PROXY_TILE) for start in starts]
-
-    return cuts(height, down), cuts(width, across)
+def _tile_errors(original: np.ndarray, candidate: np.ndarray) -> np.ndarray:
+    """The mean squared error of each whole tile of (height, width, 3) pixels."""
+    down, across = original.shape[0] // TILE, original.shape[1] // TILE
+    height, width = down * TILE, across * TILE
+    difference = candidate[:height, :width].astype(np.float32)
+    difference -= original[:height, :width]
+    squared = difference * difference
+    return squared.reshape(down, TILE, across, TILE, 3).mean(axis=(1, 3, 4))
 
 
-Candidate = tuple[Image.Image, Callable[[int], bytes]]
+def _first_holding(
+    count: int,
+    score: Callable[[int], float],
+    target: float,
+    start: int,
+    slope: float,
+    dead_end: Callable[[int], bool] = lambda index: False,
+    low: int = 0,
+) -> int | None:
+    """The lowest index from `low` to `count` whose score holds `target`.
+
+    Scores rise with the index, by about `slope` per index near the target. The
+    search steps from the guess `start` by the score's distance to the target,
+    then interpolates between the nearest indices known on either side, and
+    stops at an index that holds within TOLERANCE or next to one that does not.
+    A setting that fails at a `dead_end` (no later one can do better) ends it.
+    """
+    known: dict[int, float] = {}
+    index = min(max(start, low), count - 1)
+    for _ in range(MAX_TRIALS):
+        known[index] = score(index)
+        if known[index] < target and dead_end(index):
+            return None
+        passing = [i for i, value in known.items() if value >= target]
+        lowest = min(passing, default=None)
+        highest = max(
+            (
+                i
+                for i, v in known.items()
+                if v < target and (lowest is None or i < lowest)
+            ),
+            default=low - 1,
+        )
+        if lowest is not None and (
+            known[lowest] - target <= TOLERANCE or lowest - highest == 1
+        ):
+            return lowest
+        rise = _slope(known, slope)
+        if lowest is None:
+            if index == count - 1:
+                return None
+            jump = (target - known[index]) / rise
+            index = min(count - 1, index + max(1, round(jump * OVERSHOOT)))
+        elif highest < low:
+            jump = (known[lowest] - target) / rise
+            index = max(low, lowest - max(1, round(jump)))
+        else:
+            index = _between(highest, lowest, known, target)
+    return min((i for i, value in known.items() if value >= target), default=None)
+
+
+def _slope(known: dict[int, float], prior: float) -> float:
+    """The score's rise per index between the last two tried, near the prior."""
+    if len(known) < 2:
+        return prior
+    (a, score_a), (b, score_b) = list(known.items())[-2:]
+    measured = (score_b - score_a) / (b - a)
+    return min(max(measured, prior / 3), prior * 3)
+
+
+def _between(failing: int, passing: int, known: dict[int, float], target: float) -> int:
+    """An index strictly between two, where the scores' line crosses the target."""
+    low, high = known[failing], known[passing]
+    fraction = 0.5 if high <= low else (target - low) / (high - low)
+    guess = failing + round(fraction * (passing - failing))
+    return min(max(guess, failing + 1), passing - 1)
+
+
+@dataclass
+class _Candidate:
+    """A full-size output under consideration: pixels to score, a way to encode."""
+
+    image: Image.Image
+    encode: Callable[[int], bytes]
+    estimator: Callable[[], int]
+    estimated: int | None = None
+
+    def estimate(self) -> int:
+        """About the size of the output, computed once."""
+        if self.estimated is None:
+            self.estimated = self.estimator()
+        return self.estimated
 
 
 @dataclass
 class _Family:
     """One kind of candidate, its settings ordered from the smallest output up.
 
-    `make(setting, full)` builds a candidate from the mosaic (full=False) or the
-    whole image: an image to score, and a function that encodes it at an oxipng
-    level. `score` rates a candidate made from the mosaic.
+    `make` builds the full-size candidate of a setting and `score` rates one
+    (on the mosaic for a big image); both are asked once per setting.
     """
 
     settings: Sequence[float]
     start: int
-    make: Callable[[float, bool], Candidate]
+    slope: float
+    make: Callable[[float], _Candidate]
     score: Callable[[Image.Image], float]
-    scores: dict[float, float] = field(default_factory=dict)
+    saturated: Callable[[int], bool] = lambda index: False
+    candidates: dict[int, _Candidate] = field(default_factory=dict)
+    scores: dict[int, float] = field(default_factory=dict)
 
-    def quick(self, setting: float) -> float:
-        """The mosaic's score at `setting`, computed once."""
-        if setting not in self.scores:
-            image, _ = self.make(setting, False)
-            self.scores[setting] = self.score(image)
-        return self.scores[setting]
+    def candidate(self, index: int) -> _Candidate:
+        if index not in self.candidates:
+            self.candidates[index] = self.make(self.settings[index])
+        return self.candidates[index]
+
+    def quick(self, index: int) -> float:
+        if index not in self.scores:
+            self.scores[index] = self.score(self.candidate(index).image)
+        return self.scores[index]
+
+    def outlook(self, target: float) -> float:
+        """The size the family's first guess suggests it will need at `target`.
+
+        The guess's own size, grown or shrunk by RATE per point of score it
+        lacks or has over the target; infinite if it cannot get there.
+        """
+        value = self.quick(self.start)
+        if value < target and self.saturated(self.start):
+            return math.inf
+        size = self.candidate(self.start).estimate()
+        return size * max(0.5, 1.0 + RATE * (target - value))
 
 
 class _LossySearch:
-    """The smallest candidate holding the target: search the mosaic, confirm full."""
+    """The smallest candidate holding the target, over palettes and snapping.
+
+    Every family tries its first guess; those whose outlook is more than MARGIN
+    behind the best are dropped, and the others are searched to the target.
+    """
 
     def __init__(
         self, pixels: Image.Image, target: float, extra: _Extra, timeout: int
@@ -233,116 +388,172 @@ class _LossySearch:
         self.extra = extra
         self.timeout = timeout
         self.scorer = _Scorer(pixels)
-        self.tiles = self.scorer.mosaic(self.pixels)
-        self._quantized: dict[tuple[int, bool], list[Quantized]] = {}
 
     def run(self) -> bytes:
-        colours = self.image.getcolors(256)
-        if colours is not None and len(colours) <= FEW_COLOURS:
-            return self._exact()
-        found = self._search()
-        if found is not None:
-            return found
-        return self._exact()
-
-    def _exact(self) -> bytes:
-        return _encode_truecolour(self.pixels, self.extra, LOSSY_LEVEL, self.timeout)
-
-    def _search(self) -> bytes | None:
-        families = [*self._palette_families(), self._snap_family()]
-        picks = []
-        for order, family in enumerate(families):
-            index = first_passing(
-                family.settings, family.quick, self.target, start=family.start
+        colours = self.image.getcolors(MAX_COLOURS)
+        exact = None
+        if colours is not None:
+            exact = _encode_truecolour(
+                self.pixels, self.extra, LOSSY_LEVEL, self.timeout
             )
-            if index is not None:
-                picks.append((self._quick_size(family, index), order, family, index))
-        for _, _, family, index in sorted(picks, key=lambda pick: pick[:2]):
-            out = self._confirmed(family, index)
-            if out is not None:
-                return out
-        return None
+            if len(colours) <= FEW_COLOURS:
+                return exact
+        families = self._families()
+        self.scorer.choose_tiles(
+            [family.candidate(family.start).image for family in families]
+        )
+        outlooks = [family.outlook(self.target) for family in families]
+        ranked = sorted(zip(outlooks, range(len(families)), families, strict=True))
+        holding: list[_Candidate] = []
+        for outlook, _, family in ranked:
+            if outlook > ranked[0][0] * (1 + MARGIN):
+                break
+            bound = min((c.estimate() for c in holding), default=math.inf)
+            found = self._search(family, bound * (1 + CLOSE))
+            if found is not None:
+                holding.append(found)
+        if not holding:
+            return exact or _encode_truecolour(
+                self.pixels, self.extra, LOSSY_LEVEL, self.timeout
+            )
+        least = min(candidate.estimate() for candidate in holding)
+        outputs = [
+            candidate.encode(LOSSY_LEVEL)
+            for candidate in holding
+            if candidate.estimate() <= least * (1 + CLOSE)
+        ]
+        if exact is not None:
+            outputs.append(exact)
+        return min(outputs, key=len)
 
-    def _quick_size(self, family: _Family, index: int) -> int:
-        _, encode = family.make(family.settings[index], False)
-        return len(encode(SIZING_LEVEL))
+    def _search(self, family: _Family, bound: float) -> _Candidate | None:
+        """The family's first setting that holds, confirmed at full size.
 
-    def _confirmed(self, family: _Family, index: int) -> bytes | None:
-        """The full-size output of the first setting from `index` that holds.
-
-        A confirm that falls short raises the mosaic's aim by the shortfall and
-        looks further up, at most MAX_CONFIRMS times.
+        The search gives up once a setting that fails is estimated larger than
+        `bound`, since every setting that holds is larger still. On a mosaic,
+        a confirm that falls short raises the aim by the shortfall and searches
+        above; one that holds with much to spare lowers it and searches below;
+        at most MAX_CONFIRMS times.
         """
+
+        def dead_end(index: int) -> bool:
+            return family.saturated(index) or family.candidate(index).estimate() > bound
+
+        aim, start = self.target, family.start
+        low, high = 0, len(family.settings)
+        holding = None
         for _ in range(MAX_CONFIRMS):
-            image, encode = family.make(family.settings[index], True)
-            if not self.scorer.has_proxy:
-                return encode(LOSSY_LEVEL)
-            value = self.scorer.exact(image)
+            index = _first_holding(
+                high, family.quick, aim, start, family.slope, dead_end, low
+            )
+            if index is None:
+                break
+            if not self.scorer.big:
+                return family.candidate(index)
+            value = self.scorer.exact(family.candidate(index).image)
             if value >= self.target - CONFIRM_SLACK:
-                return encode(LOSSY_LEVEL)
-            aim = family.quick(family.settings[index]) + self.target - value
-            low = index + 1
-            found = first_passing(family.settings, family.quick, aim, low, start=low)
-            if found is None:
-                return None
-            index = found
-        return None
+                holding = index
+                if value <= self.target + TOLERANCE + CONFIRM_SLACK:
+                    break
+                high = index
+            else:
+                low = index + 1
+            aim = family.quick(index) + self.target - value
+            start = index
+            if low >= high:
+                break
+        return None if holding is None else family.candidate(holding)
 
-    def _palette_families(self) -> list[_Family]:
+    def _families(self) -> list[_Family]:
+        return [
+            self._palette_family(),
+            self._snap_family(UP),
+            self._snap_family(AVERAGE),
+        ]
+
+    def _palette_family(self) -> _Family:
         rgba = self.image.convert("RGBA")
-        rgba_tiles = Image.fromarray(self.scorer.mosaic(np.asarray(rgba)), "RGBA")
+        counts: dict[int, int] = {}
 
-        def quantized(quality: int, full: bool) -> list[Quantized]:
-            key = (quality, full or not self.scorer.has_proxy)
-            if key not in self._quantized:
-                source = rgba if key[1] else rgba_tiles
-                self._quantized[key] = quantize(
-                    source, max_quality=quality, dithering=DITHERING
+        def make(quality: float) -> _Candidate:
+            try:
+                (palette,) = quantize(
+                    rgba, max_quality=int(quality), dithering=(DITHERING,)
                 )
-            return self._quantized[key]
-
-        def family(level: int) -> _Family:
-            def make(quality: float, full: bool) -> Candidate:
-                candidate = quantized(int(quality), full)[level]
-                extra = self.extra if full else _NO_EXTRA
-                return candidate.to_image(), lambda oxipng_level: _encode_palette(
-                    candidate, extra, oxipng_level, self.timeout
-                )
-
-            start = QUALITIES.index(FIRST_QUALITY_GUESS)
-            return _Family(QUALITIES, start, make, self.scorer.quick)
-
-        try:
-            quantized(FIRST_QUALITY_GUESS, False)
-        except QuantizeFailed:
-            return []
-        return [family(level) for level in range(len(DITHERING))]
-
-    def _snap_family(self) -> _Family:
-        predictor = self._predictor()
-
-        def make(step: float, full: bool) -> Candidate:
-            source = self.pixels if full else self.tiles
-            snapped = snap(source, float(step), predictor)
-            extra = self.extra if full else _NO_EXTRA
-            return _image_of(snapped), lambda oxipng_level: _encode_truecolour(
-                snapped, extra, oxipng_level, self.timeout, predictor
+            except QuantizeFailed:
+                palette = None
+            counts[int(quality)] = 0 if palette is None else len(palette.palette)
+            if palette is None:
+                return _Candidate(Image.new("RGB", rgba.size), _no_output, _no_size)
+            return _Candidate(
+                palette.to_image(),
+                lambda level: _encode_palette(palette, self.extra, level, self.timeout),
+                lambda: _estimated_palette_size(palette),
             )
 
-        start = STEPS.index(FIRST_STEP_GUESS)
-        return _Family(STEPS, start, make, self.scorer.quick)
+        def saturated(index: int) -> bool:
+            return counts.get(QUALITIES[index], 0) in (0, MAX_COLOURS)
 
-    def _predictor(self) -> str:
-        """Up or Average, whichever compresses the exact mosaic better."""
-        sizes = {
-            predictor: len(
-                _encode_truecolour(
-                    self.tiles, _NO_EXTRA, SIZING_LEVEL, self.timeout, predictor
-                )
+        start = QUALITIES.index(FIRST_QUALITY_GUESS)
+        return _Family(
+            QUALITIES, start, QUALITY_SLOPE, make, self.scorer.quick, saturated
+        )
+
+    def _snap_family(self, predictor: str) -> _Family:
+        keep_flat = predictor == UP
+
+        def make(step: float) -> _Candidate:
+            snapped = snap(self.pixels, step, predictor, keep_flat)
+            return _Candidate(
+                _image_of(snapped),
+                lambda level: _encode_truecolour(
+                    snapped, self.extra, level, self.timeout, predictor
+                ),
+                lambda: _estimated_truecolour_size(snapped, predictor),
             )
-            for predictor in (UP, AVERAGE)
-        }
-        return min(sizes, key=sizes.__getitem__)
+
+        start = STEPS.index(FIRST_STEP_GUESS[predictor])
+        return _Family(STEPS, start, STEP_SLOPE, make, self.scorer.quick)
+
+
+def _no_output(level: int) -> bytes:
+    raise QuantizeFailed("no palette")
+
+
+def _no_size() -> int:
+    return 1 << 62
+
+
+def _estimated_palette_size(palette: Quantized) -> int:
+    """About the size of the palette PNG: its rows deflated quickly, unfiltered."""
+    height, width = palette.indices.shape
+    rows = np.zeros((height, width + 1), np.uint8)
+    rows[:, 1:] = palette.indices
+    return round(
+        len(deflate.zlib_compress(rows.tobytes(), ESTIMATE_LEVEL)) * PALETTE_RATIO
+    )
+
+
+def _estimated_truecolour_size(pixels: np.ndarray, predictor: str) -> int:
+    """About the size of the truecolour PNG: its filtered rows deflated quickly."""
+    values = pixels.astype(np.int16)
+    if values.ndim == 2:
+        values = values[:, :, None]
+    height = values.shape[0]
+    up = np.zeros_like(values)
+    up[1:] = values[:-1]
+    if predictor == UP:
+        prediction, kind = up, 2
+    else:
+        left = np.zeros_like(values)
+        left[:, 1:] = values[:, :-1]
+        prediction, kind = (left + up) >> 1, 3
+    rows = np.empty((height, values[0].size + 1), np.uint8)
+    rows[:, 0] = kind
+    rows[:, 1:] = ((values - prediction) & 0xFF).reshape(height, -1)
+    return round(
+        len(deflate.zlib_compress(rows.tobytes(), ESTIMATE_LEVEL)) * TRUECOLOUR_RATIO
+    )
 
 
 def _image_of(pixels: np.ndarray) -> Image.Image:

@@ -2,16 +2,19 @@
 
 A photograph keeps more of its look in truecolour than in 256 colours, but its
 exact pixels compress poorly. Predicting each pixel the way a PNG filter will
-(from the pixels already rebuilt) and rounding the difference to a multiple of a
-step bounds every visible pixel's error by half the step, while leaving deflate
-only a few distinct residuals to code. The caller encodes the result with that
-filter on every row.
+(from the pixels already rebuilt, so errors never add up) and rounding the
+difference to a multiple of a step bounds every visible pixel's error by about
+half the step, while leaving deflate only a few distinct residuals to code. The
+caller encodes the result with that filter on every row.
 
-Two predictors: Up (the pixel above), which suits screenshots with long rows of
-one colour, and Average (the mean of the left and upper pixels), which suits
-photographs. Alpha is snapped too, but 0 and 255 stay exact so that nothing
-hidden appears and nothing opaque becomes see-through; the colour of a fully
-transparent pixel is whatever the filter predicts, which costs nothing.
+Two predictors: Average (the mean of the left and upper pixels), which suits
+photographs, and Up (the pixel above), which suits screenshots. On screenshots
+an error made at the edge of a glyph would run on down the flat background
+below it, so `keep_flat` rebuilds exactly every pixel that equals the ones it is
+predicted from; photographs have few such pixels and gain nothing from it.
+Alpha is snapped too, but 0 and 255 stay exact, so that nothing hidden appears
+and nothing opaque becomes see-through; the colour of a fully transparent pixel
+is whatever the filter predicts, which costs nothing.
 """
 
 from __future__ import annotations
@@ -21,77 +24,138 @@ import numpy as np
 UP = "up"
 AVERAGE = "average"
 PREDICTORS = (UP, AVERAGE)
+JITTER_SEED = 2024
+# The side of the square tile of jitter repeated over the image.
+PATTERN = 64
 
 
-def snap(pixels: np.ndarray, step: float, predictor: str = AVERAGE) -> np.ndarray:
+def snap(
+    pixels: np.ndarray,
+    step: float,
+    predictor: str = AVERAGE,
+    keep_flat: bool = False,
+) -> np.ndarray:
     """The pixels (height, width[, channels]) with residuals rounded to `step`.
 
     Two or four channels means the last is alpha. Every visible pixel stays
-    within step / 2 + 1/2 of the original; a step of 1 or less returns the
-    pixels unchanged.
+    within step / 2 + 1 of the original; a step of 1 or less returns the pixels
+    unchanged.
     """
     if step <= 1:
         return pixels
     values = pixels if pixels.ndim == 3 else pixels[:, :, None]
     has_alpha = values.shape[2] in (2, 4)
     if predictor == UP:
-        out = _snap_up(values, step, has_alpha)
+        out = _snap_up(values, step, has_alpha, keep_flat)
     elif predictor == AVERAGE:
-        out = _snap_average(values, step, has_alpha)
+        out = _snap_average(values, step, has_alpha, keep_flat)
     else:
         raise ValueError(f"unknown predictor {predictor!r}")
     return out.reshape(pixels.shape)
 
 
 def _rounded(
-    source: np.ndarray, prediction: np.ndarray, step: float, has_alpha: bool
+    source: np.ndarray,
+    prediction: np.ndarray,
+    step: float,
+    has_alpha: bool,
+    flat: np.ndarray,
+    offset: np.ndarray,
 ) -> np.ndarray:
-    """The rebuilt pixels for one run of `source` given their predictions."""
+    """The rebuilt pixels (int16) for one run of `source` given their predictions.
+
+    `offset` is the run's jitter over the step plus a half, so that the floor
+    rounds. Where `flat` (the source pixel equals the ones it is predicted from),
+    the pixel is rebuilt exactly, so that an error made at an edge does not run
+    on through the flat area beyond it.
+    """
     residual = source - prediction
-    snapped = np.rint(np.rint(residual / step) * step).astype(np.int16)
-    out = np.clip(prediction + snapped, 0, 255)
+    levels = np.floor(residual * np.float32(1 / step) + offset)
+    out = prediction + np.rint(levels * np.float32(step)).astype(np.int16)
+    np.clip(out, 0, 255, out=out)
+    out[flat] = source[flat]
     if has_alpha:
         alpha = source[..., -1]
         ends = (alpha == 0) | (alpha == 255)
-        out[..., -1] = np.where(ends, alpha, out[..., -1])
+        out[ends, -1] = alpha[ends]
         hidden = out[..., -1] == 0
-        out[..., :-1] = np.where(hidden[..., None], prediction[..., :-1], out[..., :-1])
+        out[hidden, :-1] = prediction[hidden, :-1]
     return out
 
 
-def _snap_up(values: np.ndarray, step: float, has_alpha: bool) -> np.ndarray:
+def _snap_up(
+    values: np.ndarray, step: float, has_alpha: bool, keep_flat: bool
+) -> np.ndarray:
     """Each row predicted from the rebuilt row above, so errors never add up."""
-    source = values.astype(np.int16)
-    out = np.empty_like(source)
-    above = np.zeros_like(source[0])
-    for row in range(source.shape[0]):
-        out[row] = _rounded(source[row], above, step, has_alpha)
-        above = out[row]
-    return out.astype(np.uint8)
+    height, width, channels = values.shape
+    out = np.empty_like(values)
+    above = np.zeros((width, channels), np.int16)
+    offsets = _offsets(step)
+    columns = np.arange(width) % PATTERN
+    no_flat = np.zeros(width, bool)
+    for row in range(height):
+        source = values[row].astype(np.int16)
+        flat = no_flat
+        if keep_flat and row > 0:
+            flat = (values[row] == values[row - 1]).all(axis=1)
+        offset = offsets[row % PATTERN, columns, :channels]
+        rebuilt = _rounded(source, above, step, has_alpha, flat, offset)
+        out[row] = rebuilt
+        above = rebuilt
+    return out
 
 
-def _snap_average(values: np.ndarray, step: float, has_alpha: bool) -> np.ndarray:
+def _snap_average(
+    values: np.ndarray, step: float, has_alpha: bool, keep_flat: bool
+) -> np.ndarray:
     """Average prediction, computed one anti-diagonal at a time.
 
     A pixel depends on its left and upper neighbours, both on the anti-diagonal
-    before its own; storing the image sheared (diagonal k holds the pixels with
-    row + column = k, indexed by row) makes each diagonal a slice of the last.
+    before its own; kept by row, the last diagonal's rebuilt pixels give each
+    pixel of the next its neighbours as two shifted slices.
     """
     height, width, channels = values.shape
-    rows = np.arange(height)[:, None]
-    diagonal = rows + np.arange(width)[None, :]
-    sheared = np.zeros((height + width - 1, height, channels), np.int16)
-    sheared[diagonal, rows] = values
-    # Row index 0 of `rebuilt` stands for the row above the image (all zero).
-    rebuilt = np.zeros((height + width - 1, height + 1, channels), np.int16)
+    out = np.empty_like(values)
+    offsets = _offsets(step)
+    flat = np.zeros((height, width), bool)
+    if keep_flat:
+        same_as_up = (values[1:, 1:] == values[:-1, 1:]).all(axis=2)
+        flat[1:, 1:] = same_as_up & (values[1:, 1:] == values[1:, :-1]).all(axis=2)
+    # previous[r + 1] is the rebuilt pixel of row r on the last diagonal, zero
+    # where the diagonal has no such row; previous[0] is the row above the image.
     previous = np.zeros((height + 1, channels), np.int16)
+    current = np.zeros_like(previous)
     for k in range(height + width - 1):
         first, last = max(0, k - width + 1), min(height - 1, k)
+        rows = np.arange(first, last + 1)
+        columns = k - rows
         left = previous[first + 1 : last + 2]
         up = previous[first : last + 1]
-        prediction = (left + up) >> 1
-        rebuilt[k, first + 1 : last + 2] = _rounded(
-            sheared[k, first : last + 1], prediction, step, has_alpha
+        rebuilt = _rounded(
+            values[rows, columns].astype(np.int16),
+            (left + up) >> 1,
+            step,
+            has_alpha,
+            flat[rows, columns],
+            offsets[rows % PATTERN, columns % PATTERN, :channels],
         )
-        previous = rebuilt[k]
-    return rebuilt[diagonal, rows + 1].astype(np.uint8)
+        out[rows, columns] = rebuilt
+        current[:] = 0
+        current[first + 1 : last + 2] = rebuilt
+        previous, current = current, previous
+    return out
+
+
+def _offsets(step: float) -> np.ndarray:
+    """A tile of rounding offsets: jitter under one unit, over the step, plus 1/2.
+
+    Residuals are whole numbers, so without jitter the zero band of the rounding
+    would widen a whole unit at a time and the score fall in steps; with it a
+    fraction of the residuals at the band's edge go each way, and the score
+    follows the step smoothly. Seeded and tiled, so that a step always gives
+    one output.
+    """
+    jitter = np.random.default_rng(JITTER_SEED).uniform(
+        -0.5, 0.5, (PATTERN, PATTERN, 4)
+    )
+    return (jitter / step + 0.5).astype(np.float32)
