@@ -3,8 +3,8 @@ perceptual bound.
 
 Lossless keeps every pixel of every frame, the timing and the loop count: the
 smaller of the input (its metadata blocks dropped) and `gifsicle -O3`. Lossy finds
-the strongest `--lossy` level (with fewer colours where that costs less) whose
-output still scores the target, scoring a sample of the frames as shown.
+the strongest `--lossy` level whose output still scores the target, scoring a
+sample of the frames as shown, and keeps the smallest copy that holds.
 
 GIF carries little metadata: comments and XMP are kept only with `copyright`, a
 colour profile only with `icc` or when it is not sRGB, other applications' blocks

@@ -67,7 +67,7 @@ class Layout:
     """What the blocks of a GIF say, before any pixel is decoded.
 
     `loop` is the loop count (0 is forever), None without a loop extension;
-    `comments` counts the comment blocks.
+    `header_end` is where the blocks start, after the global colour table.
     """
 
     width: int
@@ -76,10 +76,6 @@ class Layout:
     blocks: tuple[Block, ...]
     header_end: int
     loop: int | None
-
-    def applications(self) -> list[bytes]:
-        """The identifiers of the application extensions, in file order."""
-        return [b.application for b in self.blocks if b.application is not None]
 
     @property
     def canvas(self) -> tuple[int, int]:
