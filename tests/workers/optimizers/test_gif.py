@@ -210,6 +210,39 @@ def test_comments_go_unless_copyright_is_kept(
     assert (b"Copyright 2024" in result.data) is kept
 
 
+def _application(identifier: bytes, payload: bytes) -> bytes:
+    """An application extension block carrying `payload` in one sub-block."""
+    return b"!\xff\x0b" + identifier + bytes([len(payload)]) + payload + b"\x00"
+
+
+def _with_applications() -> bytes:
+    """An animation looping twice, with an XMP packet and a Photoshop block."""
+    data = _interlaced_loop_twice()
+    blocks = _application(b"XMP DataXMP", b"<x:xmpmeta>Copyright Squeezer</x:xmpmeta>")
+    blocks += _application(b"MGK8BIM0000", b"8BIM resources")
+    screen_end = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
+    return data[:screen_end] + blocks + data[screen_end:]
+
+
+@pytest.mark.parametrize(
+    ("preserve", "xmp_kept"),
+    [(frozenset(), False), (frozenset({"copyright"}), True)],
+    ids=["stripped", "copyright-kept"],
+)
+@pytest.mark.parametrize("lossless", [False, True], ids=["lossy", "lossless"])
+def test_application_blocks_go_but_the_loop_stays(
+    preserve: frozenset[str], xmp_kept: bool, lossless: bool
+) -> None:
+    data = _with_applications()
+    options = Options(lossless=lossless, preserve=preserve)
+
+    result = OPTIMIZER.optimize(data, options, Limits())
+
+    assert (b"Copyright Squeezer" in result.data) is xmp_kept, "XMP follows copyright"
+    assert b"8BIM" not in result.data, "other applications' blocks always go"
+    assert loop_of(result.data) == 2, "the loop count must stay"
+
+
 def test_probe_reads_the_logical_screen() -> None:
     data = (GIFS / "pillow_iss634.gif").read_bytes()
 
