@@ -50,8 +50,9 @@ BENCHMARK_FRAMES = 24
 # Gifsicle's strongest frame optimization, lossless on its own; the search encodes
 # without it (four times faster), and the level found is encoded once with it.
 OPTIMIZE = ["-O3", "--no-interlace"]
-EXACT_SCORE = 100.0
 SEARCH_ENCODE = ["--no-interlace"]
+# The score of an exact copy: what a lossy output no smaller than one counts as.
+EXACT_SCORE = 100.0
 
 
 @dataclass(frozen=True)
