@@ -12,6 +12,8 @@ at full size. The score is SSIMULACRA2 with alpha over white.
 from __future__ import annotations
 
 import math
+import struct
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -62,16 +64,17 @@ DITHERING = 0.0
 # Residual steps, coarsest (smallest output) first; near the target the score
 # rises about STEP_SLOPE a setting.
 STEPS = tuple(step / 4 for step in range(160, 5, -1))
-FIRST_STEP_GUESS = {UP: 16.0, AVERAGE: 10.0}
-STEP_SLOPE = 0.5
+FIRST_STEP_GUESS = {UP: 16.0, AVERAGE: 11.5}
+STEP_SLOPE = 0.7
+# Up snapping is tried on images where at least this share of the pixels equal
+# the one above (screenshots; photographs have under a fifth).
+FLAT_SHARE = 0.3
 # An image of at most this many colours is stored exactly as a palette.
 FEW_COLOURS = 16
 # A search stops at a setting that holds the target within TOLERANCE, after at
-# most MAX_TRIALS scores; a jump up aims OVERSHOOT times the distance, so that
-# the next trial is likely to hold.
-TOLERANCE = 0.5
+# most MAX_TRIALS scores.
+TOLERANCE = 0.6
 MAX_TRIALS = 6
-OVERSHOOT = 1.2
 # Images above PROXY_FROM pixels are searched on a mosaic of MOSAIC_ROWS by
 # MOSAIC_COLUMNS tiles TILE wide, and the pick is confirmed on the whole image,
 # where it may fall CONFIRM_SLACK under the target.
@@ -84,16 +87,19 @@ MAX_CONFIRMS = 3
 # Candidates are sized by a quick deflate at this level, scaled by what oxipng
 # gains over it on each kind of image.
 ESTIMATE_LEVEL = 6
-# A family whose first guess, corrected by RATE of its size per point of score
+# The deflate level snapped truecolour is written with (libdeflate's 10 and up
+# search matches thoroughly; oxipng's preset 2 uses 11).
+SNAPPED_LEVEL = 10
+# A family whose first guess, its size corrected by a rate per point of score
 # off the target, looks more than MARGIN larger than the best one's is dropped.
-RATE = 0.025
-MARGIN = 0.12
-# Estimates of candidates near the target miss the real size by a few percent:
-# finalists within CLOSE of the smallest estimate are all encoded, and a family
-# gives up once a setting that fails is estimated CLOSE over the best so far.
-CLOSE = 0.08
-PALETTE_RATIO = 0.93
-TRUECOLOUR_RATIO = 0.84
+PALETTE_RATE = 0.03
+SNAP_RATE = 0.02
+MARGIN = 0.05
+# A family is searched only if its outlook is within CLOSE of the best size
+# found so far, and gives up once a setting that fails is estimated over it.
+CLOSE = 0.04
+PALETTE_RATIO = 0.95
+TRUECOLOUR_RATIO = 0.87
 _COLOUR_TYPES = {
     1: oxipng.ColorType.grayscale,
     2: oxipng.ColorType.grayscale_alpha,
@@ -102,6 +108,7 @@ _COLOUR_TYPES = {
 }
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 _FILTERS = {UP: oxipng.RowFilter.Up, AVERAGE: oxipng.RowFilter.Average}
+_PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}
 
 
 class PngOptimizer:
@@ -260,11 +267,13 @@ def _first_holding(
     """The lowest index from `low` to `count` whose score holds `target`.
 
     Scores rise with the index, by about `slope` per index near the target. The
-    search steps from the guess `start` by the score's distance to the target,
+    search aims at the middle of the window from the target to TOLERANCE above
+    it: it steps from the guess `start` by the score's distance to the aim,
     then interpolates between the nearest indices known on either side, and
     stops at an index that holds within TOLERANCE or next to one that does not.
     A setting that fails at a `dead_end` (no later one can do better) ends it.
     """
+    aim = target + TOLERANCE / 2
     known: dict[int, float] = {}
     index = min(max(start, low), count - 1)
     for _ in range(MAX_TRIALS):
@@ -289,13 +298,13 @@ def _first_holding(
         if lowest is None:
             if index == count - 1:
                 return None
-            jump = (target - known[index]) / rise
-            index = min(count - 1, index + max(1, round(jump * OVERSHOOT)))
+            jump = (aim - known[index]) / rise
+            index = min(count - 1, index + max(1, round(jump)))
         elif highest < low:
-            jump = (known[lowest] - target) / rise
+            jump = (known[lowest] - aim) / rise
             index = max(low, lowest - max(1, round(jump)))
         else:
-            index = _between(highest, lowest, known, target)
+            index = _between(highest, lowest, known, aim)
     return min((i for i, value in known.items() if value >= target), default=None)
 
 
@@ -321,7 +330,7 @@ class _Candidate:
     """A full-size output under consideration: pixels to score, a way to encode."""
 
     image: Image.Image
-    encode: Callable[[int], bytes]
+    encode: Callable[[], bytes]
     estimator: Callable[[], int]
     estimated: int | None = None
 
@@ -343,6 +352,7 @@ class _Family:
     settings: Sequence[float]
     start: int
     slope: float
+    rate: float
     make: Callable[[float], _Candidate]
     score: Callable[[Image.Image], float]
     saturated: Callable[[int], bool] = lambda index: False
@@ -362,14 +372,14 @@ class _Family:
     def outlook(self, target: float) -> float:
         """The size the family's first guess suggests it will need at `target`.
 
-        The guess's own size, grown or shrunk by RATE per point of score it
+        The guess's own size, grown or shrunk by `rate` per point of score it
         lacks or has over the target; infinite if it cannot get there.
         """
         value = self.quick(self.start)
         if value < target and self.saturated(self.start):
             return math.inf
         size = self.candidate(self.start).estimate()
-        return size * max(0.5, 1.0 + RATE * (target - value))
+        return size * max(0.5, 1.0 + self.rate * (target - value))
 
 
 class _LossySearch:
@@ -382,8 +392,8 @@ class _LossySearch:
     def __init__(
         self, pixels: Image.Image, target: float, extra: _Extra, timeout: int
     ) -> None:
-        self.image = pixels
-        self.pixels = np.asarray(pixels)
+        self.image = _reduced(pixels)
+        self.pixels = np.asarray(self.image)
         self.target = target
         self.extra = extra
         self.timeout = timeout
@@ -406,25 +416,18 @@ class _LossySearch:
         ranked = sorted(zip(outlooks, range(len(families)), families, strict=True))
         holding: list[_Candidate] = []
         for outlook, _, family in ranked:
-            if outlook > ranked[0][0] * (1 + MARGIN):
+            best = min((c.estimate() for c in holding), default=math.inf)
+            if outlook > min(best, ranked[0][0] * (1 + MARGIN)) * (1 + CLOSE):
                 break
-            bound = min((c.estimate() for c in holding), default=math.inf)
-            found = self._search(family, bound * (1 + CLOSE))
+            found = self._search(family, best)
             if found is not None:
                 holding.append(found)
         if not holding:
             return exact or _encode_truecolour(
                 self.pixels, self.extra, LOSSY_LEVEL, self.timeout
             )
-        least = min(candidate.estimate() for candidate in holding)
-        outputs = [
-            candidate.encode(LOSSY_LEVEL)
-            for candidate in holding
-            if candidate.estimate() <= least * (1 + CLOSE)
-        ]
-        if exact is not None:
-            outputs.append(exact)
-        return min(outputs, key=len)
+        out = min(holding, key=lambda candidate: candidate.estimate()).encode()
+        return out if exact is None else min(out, exact, key=len)
 
     def _search(self, family: _Family, bound: float) -> _Candidate | None:
         """The family's first setting that holds, confirmed at full size.
@@ -465,11 +468,12 @@ class _LossySearch:
         return None if holding is None else family.candidate(holding)
 
     def _families(self) -> list[_Family]:
-        return [
-            self._palette_family(),
-            self._snap_family(UP),
-            self._snap_family(AVERAGE),
-        ]
+        """Palettes, Average snapping, and Up snapping where it can pay: on an
+        image with rows of flat colour, such as a screenshot."""
+        families = [self._palette_family(), self._snap_family(AVERAGE)]
+        if _flat_share(self.pixels) >= FLAT_SHARE:
+            families.append(self._snap_family(UP))
+        return families
 
     def _palette_family(self) -> _Family:
         rgba = self.image.convert("RGBA")
@@ -487,7 +491,7 @@ class _LossySearch:
                 return _Candidate(Image.new("RGB", rgba.size), _no_output, _no_size)
             return _Candidate(
                 palette.to_image(),
-                lambda level: _encode_palette(palette, self.extra, level, self.timeout),
+                lambda: _encode_palette(palette, self.extra, LOSSY_LEVEL, self.timeout),
                 lambda: _estimated_palette_size(palette),
             )
 
@@ -496,7 +500,13 @@ class _LossySearch:
 
         start = QUALITIES.index(FIRST_QUALITY_GUESS)
         return _Family(
-            QUALITIES, start, QUALITY_SLOPE, make, self.scorer.quick, saturated
+            QUALITIES,
+            start,
+            QUALITY_SLOPE,
+            PALETTE_RATE,
+            make,
+            self.scorer.quick,
+            saturated,
         )
 
     def _snap_family(self, predictor: str) -> _Family:
@@ -506,17 +516,23 @@ class _LossySearch:
             snapped = snap(self.pixels, step, predictor, keep_flat)
             return _Candidate(
                 _image_of(snapped),
-                lambda level: _encode_truecolour(
-                    snapped, self.extra, level, self.timeout, predictor
-                ),
+                lambda: _snapped_png(snapped, self.extra, predictor),
                 lambda: _estimated_truecolour_size(snapped, predictor),
             )
 
         start = STEPS.index(FIRST_STEP_GUESS[predictor])
-        return _Family(STEPS, start, STEP_SLOPE, make, self.scorer.quick)
+        return _Family(STEPS, start, STEP_SLOPE, SNAP_RATE, make, self.scorer.quick)
 
 
-def _no_output(level: int) -> bytes:
+def _flat_share(pixels: np.ndarray) -> float:
+    """The share of pixels equal to the one above them."""
+    same = pixels[1:] == pixels[:-1]
+    if same.ndim == 3:
+        same = same.all(axis=2)
+    return float(same.mean()) if same.size else 0.0
+
+
+def _no_output() -> bytes:
     raise QuantizeFailed("no palette")
 
 
@@ -536,6 +552,13 @@ def _estimated_palette_size(palette: Quantized) -> int:
 
 def _estimated_truecolour_size(pixels: np.ndarray, predictor: str) -> int:
     """About the size of the truecolour PNG: its filtered rows deflated quickly."""
+    rows = _filtered_rows(pixels, predictor)
+    return round(len(deflate.zlib_compress(rows, ESTIMATE_LEVEL)) * TRUECOLOUR_RATIO)
+
+
+def _filtered_rows(pixels: np.ndarray, predictor: str) -> bytes:
+    """The rows of (height, width[, n]) pixels as PNG's Up or Average filter
+    codes them, each after its filter type byte: the data that IDAT deflates."""
     values = pixels.astype(np.int16)
     if values.ndim == 2:
         values = values[:, :, None]
@@ -551,9 +574,42 @@ def _estimated_truecolour_size(pixels: np.ndarray, predictor: str) -> int:
     rows = np.empty((height, values[0].size + 1), np.uint8)
     rows[:, 0] = kind
     rows[:, 1:] = ((values - prediction) & 0xFF).reshape(height, -1)
-    return round(
-        len(deflate.zlib_compress(rows.tobytes(), ESTIMATE_LEVEL)) * TRUECOLOUR_RATIO
+    return rows.tobytes()
+
+
+def _snapped_png(pixels: np.ndarray, extra: _Extra, predictor: str) -> bytes:
+    """Snapped pixels as a PNG with the filter they were snapped for on every row.
+
+    Written here rather than by oxipng: the filter is known, and deflate at
+    SNAPPED_LEVEL costs half the time of oxipng's for about 1% more bytes.
+    """
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    header = struct.pack(
+        ">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPES[channels], 0, 0, 0
     )
+    chunks: list[Chunk] = [(b"IHDR", header)]
+    if extra.icc:
+        chunks.append((b"iCCP", b"ICC profile\x00\x00" + zlib.compress(extra.icc, 9)))
+    chunks += extra.chunks
+    rows = _filtered_rows(pixels, predictor)
+    chunks.append((b"IDAT", deflate.zlib_compress(rows, SNAPPED_LEVEL)))
+    chunks.append((b"IEND", b""))
+    return write_chunks(chunks)
+
+
+def _reduced(image: Image.Image) -> Image.Image:
+    """The image without an alpha channel that is opaque everywhere, and as grey
+    if it is grey: fewer channels to search and to code."""
+    if image.mode in ("LA", "RGBA"):
+        alpha = image.getchannel("A")
+        if alpha.getextrema() == (255, 255):
+            image = image.convert(image.mode[:-1])
+    if image.mode == "RGB":
+        red, green, blue = (np.asarray(band) for band in image.split())
+        if np.array_equal(red, green) and np.array_equal(green, blue):
+            image = image.convert("L")
+    return image
 
 
 def _image_of(pixels: np.ndarray) -> Image.Image:

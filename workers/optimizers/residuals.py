@@ -27,6 +27,9 @@ PREDICTORS = (UP, AVERAGE)
 JITTER_SEED = 2024
 # The side of the square tile of jitter repeated over the image.
 PATTERN = 64
+# Average snapping works on bands of rows stored sheared, of about this many
+# values each (a few tens of megabytes).
+BAND_ELEMENTS = 4_000_000
 
 
 def snap(
@@ -59,7 +62,7 @@ def _rounded(
     prediction: np.ndarray,
     step: float,
     has_alpha: bool,
-    flat: np.ndarray,
+    flat: np.ndarray | None,
     offset: np.ndarray,
 ) -> np.ndarray:
     """The rebuilt pixels (int16) for one run of `source` given their predictions.
@@ -69,11 +72,14 @@ def _rounded(
     the pixel is rebuilt exactly, so that an error made at an edge does not run
     on through the flat area beyond it.
     """
-    residual = source - prediction
-    levels = np.floor(residual * np.float32(1 / step) + offset)
-    out = prediction + np.rint(levels * np.float32(step)).astype(np.int16)
+    levels = (source - prediction) * np.float32(1 / step)
+    levels += offset
+    np.floor(levels, out=levels)
+    levels *= np.float32(step)
+    out = prediction + np.rint(levels).astype(np.int16)
     np.clip(out, 0, 255, out=out)
-    out[flat] = source[flat]
+    if flat is not None:
+        out[flat] = source[flat]
     if has_alpha:
         alpha = source[..., -1]
         ends = (alpha == 0) | (alpha == 255)
@@ -92,10 +98,9 @@ def _snap_up(
     above = np.zeros((width, channels), np.int16)
     offsets = _offsets(step)
     columns = np.arange(width) % PATTERN
-    no_flat = np.zeros(width, bool)
     for row in range(height):
         source = values[row].astype(np.int16)
-        flat = no_flat
+        flat = None
         if keep_flat and row > 0:
             flat = (values[row] == values[row - 1]).all(axis=1)
         offset = offsets[row % PATTERN, columns, :channels]
@@ -108,42 +113,73 @@ def _snap_up(
 def _snap_average(
     values: np.ndarray, step: float, has_alpha: bool, keep_flat: bool
 ) -> np.ndarray:
-    """Average prediction, computed one anti-diagonal at a time.
+    """Average prediction, computed one anti-diagonal at a time, band by band.
 
     A pixel depends on its left and upper neighbours, both on the anti-diagonal
-    before its own; kept by row, the last diagonal's rebuilt pixels give each
-    pixel of the next its neighbours as two shifted slices.
+    before its own. Within a band of rows stored sheared (diagonal k holds the
+    band's pixels with row + column = k, by row), each diagonal is a slice of
+    the last; a band's first row is predicted from the rebuilt row above it.
     """
     height, width, channels = values.shape
     out = np.empty_like(values)
-    offsets = _offsets(step)
+    tile = _offsets(step)
     flat = np.zeros((height, width), bool)
     if keep_flat:
         same_as_up = (values[1:, 1:] == values[:-1, 1:]).all(axis=2)
         flat[1:, 1:] = same_as_up & (values[1:, 1:] == values[1:, :-1]).all(axis=2)
-    # previous[r + 1] is the rebuilt pixel of row r on the last diagonal, zero
-    # where the diagonal has no such row; previous[0] is the row above the image.
+    band = max(1, min(height, BAND_ELEMENTS // ((height + width) * channels)))
+    above = np.zeros((width, channels), np.int16)
+    for top in range(0, height, band):
+        bottom = min(height, top + band)
+        rows = np.arange(bottom - top)[:, None]
+        columns = np.arange(width)[None, :]
+        diagonal = rows + columns
+        shape = (bottom - top + width - 1, bottom - top)
+        source = np.zeros((*shape, channels), np.int16)
+        source[diagonal, rows] = values[top:bottom]
+        offset = np.zeros((*shape, channels), np.float32)
+        offset[diagonal, rows] = tile[
+            (top + rows) % PATTERN, columns % PATTERN, :channels
+        ]
+        kept = None
+        if keep_flat:
+            kept = np.zeros(shape, bool)
+            kept[diagonal, rows] = flat[top:bottom]
+        rebuilt = _snap_band(source, offset, kept, above, step, has_alpha)
+        out[top:bottom] = rebuilt[diagonal, rows + 1]
+        above = out[bottom - 1].astype(np.int16)
+    return out
+
+
+def _snap_band(
+    source: np.ndarray,
+    offset: np.ndarray,
+    flat: np.ndarray | None,
+    above: np.ndarray,
+    step: float,
+    has_alpha: bool,
+) -> np.ndarray:
+    """One sheared band snapped; row index 0 of the result is the row above."""
+    diagonals, height, channels = source.shape
+    width = diagonals - height + 1
+    rebuilt = np.zeros((diagonals, height + 1, channels), np.int16)
     previous = np.zeros((height + 1, channels), np.int16)
-    current = np.zeros_like(previous)
-    for k in range(height + width - 1):
+    for k in range(diagonals):
         first, last = max(0, k - width + 1), min(height - 1, k)
-        rows = np.arange(first, last + 1)
-        columns = k - rows
+        if k < width:
+            previous[0] = above[k]
         left = previous[first + 1 : last + 2]
         up = previous[first : last + 1]
-        rebuilt = _rounded(
-            values[rows, columns].astype(np.int16),
+        rebuilt[k, first + 1 : last + 2] = _rounded(
+            source[k, first : last + 1],
             (left + up) >> 1,
             step,
             has_alpha,
-            flat[rows, columns],
-            offsets[rows % PATTERN, columns % PATTERN, :channels],
+            None if flat is None else flat[k, first : last + 1],
+            offset[k, first : last + 1],
         )
-        out[rows, columns] = rebuilt
-        current[:] = 0
-        current[first + 1 : last + 2] = rebuilt
-        previous, current = current, previous
-    return out
+        previous = rebuilt[k]
+    return rebuilt
 
 
 def _offsets(step: float) -> np.ndarray:
