@@ -49,9 +49,11 @@ from workers.optimizers.residuals import AVERAGE, UP, snap
 # The score every lossy PNG is searched to: the corpus median lands near 77, the
 # peer's (pngquant 65-80), while no file falls under the floor of 70.
 TARGET = 77.0
-# oxipng's preset for exact copies, and for lossy outputs (whose pixels were
-# chosen to compress, so the filter search matters less).
+# oxipng's presets: for exact copies (evaluating filters quickly), for exact
+# copies of under 8 bits a pixel (evaluating them in full), and for lossy
+# outputs, whose pixels were chosen to compress.
 LOSSLESS_LEVEL = 5
+LOW_DEPTH_LEVEL = 4
 LOSSY_LEVEL = 2
 # libimagequant qualities, lowest first; near the target the score rises about
 # QUALITY_SLOPE a quality. The colours stop growing at MAX_COLOURS.
@@ -73,7 +75,7 @@ FLAT_SHARE = 0.3
 FEW_COLOURS = 16
 # A search stops at a setting that holds the target within TOLERANCE, after at
 # most MAX_TRIALS scores.
-TOLERANCE = 0.6
+TOLERANCE = 0.8
 MAX_TRIALS = 6
 # Images above PROXY_FROM pixels are searched on a mosaic of MOSAIC_ROWS by
 # MOSAIC_COLUMNS tiles TILE wide, and the pick is confirmed on the whole image,
@@ -97,7 +99,7 @@ SNAP_RATE = 0.02
 MARGIN = 0.05
 # A family is searched only if its outlook is within CLOSE of the best size
 # found so far, and gives up once a setting that fails is estimated over it.
-CLOSE = 0.04
+CLOSE = 0.02
 PALETTE_RATIO = 0.95
 TRUECOLOUR_RATIO = 0.87
 _COLOUR_TYPES = {
@@ -152,9 +154,17 @@ class PngOptimizer:
 def _exact_copy(
     image: Image.Image, chunks: list[Chunk], preserve: frozenset[str], timeout: int
 ) -> bytes:
-    """The file's own pixels (every frame) recompressed, with the chunks kept."""
+    """The file's own pixels (every frame) recompressed, with the chunks kept.
+
+    oxipng's fast evaluation ranks the filters by a quick deflate, which
+    misjudges images of under 8 bits a pixel (scans, icons): those are
+    evaluated in full at a lower level.
+    """
     exif = kept_exif(image, preserve, keep_orientation=True)
     kept = write_chunks(_with_exif(kept_chunks(chunks, preserve, exif), exif))
+    header = chunks[0][1] if chunks and chunks[0][0] == b"IHDR" else b""
+    if len(header) == 13 and header[8] < 8:
+        return _oxipng(kept, LOW_DEPTH_LEVEL, timeout, fast_evaluation=False)
     return _oxipng(kept, LOSSLESS_LEVEL, timeout)
 
 
@@ -402,12 +412,18 @@ class _LossySearch:
     def run(self) -> bytes:
         colours = self.image.getcolors(MAX_COLOURS)
         exact = None
+        if colours is not None and len(colours) <= FEW_COLOURS:
+            return _encode_truecolour(
+                self.pixels,
+                self.extra,
+                LOW_DEPTH_LEVEL,
+                self.timeout,
+                fast_evaluation=False,
+            )
         if colours is not None:
             exact = _encode_truecolour(
                 self.pixels, self.extra, LOSSY_LEVEL, self.timeout
             )
-            if len(colours) <= FEW_COLOURS:
-                return exact
         families = self._families()
         self.scorer.choose_tiles(
             [family.candidate(family.start).image for family in families]
@@ -654,12 +670,14 @@ def _has_iccp(chunks: list[Chunk]) -> bool:
     return any(kind == b"iCCP" for kind, _ in chunks)
 
 
-def _oxipng(data: bytes, level: int, timeout: int) -> bytes:
+def _oxipng(
+    data: bytes, level: int, timeout: int, fast_evaluation: bool = True
+) -> bytes:
     try:
         return oxipng.optimize_from_memory(
             data,
             level=level,
-            fast_evaluation=True,
+            fast_evaluation=fast_evaluation,
             strip=oxipng.StripChunks.none(),
             timeout=timeout,
         )
@@ -673,6 +691,7 @@ def _finish(
     level: int,
     timeout: int,
     predictor: str | None = None,
+    fast_evaluation: bool = True,
 ) -> bytes:
     if extra.icc:
         raw.add_icc_profile(extra.icc)
@@ -683,7 +702,7 @@ def _finish(
         options["filter"] = [_FILTERS[predictor]]
     return raw.create_optimized_png(
         level=level,
-        fast_evaluation=True,
+        fast_evaluation=fast_evaluation,
         optimize_alpha=True,
         timeout=timeout,
         **options,
@@ -710,6 +729,7 @@ def _encode_truecolour(
     level: int,
     timeout: int,
     predictor: str | None = None,
+    fast_evaluation: bool = True,
 ) -> bytes:
     """Truecolour pixels as a PNG; with a predictor, every row uses its filter."""
     height, width = pixels.shape[:2]
@@ -720,4 +740,4 @@ def _encode_truecolour(
         height,
         color_type=_COLOUR_TYPES[channels](),
     )
-    return _finish(raw, extra, level, timeout, predictor)
+    return _finish(raw, extra, level, timeout, predictor, fast_evaluation)

@@ -17,7 +17,13 @@ from workers.optimizers.base import Limits, Options
 from workers.optimizers.errors import CorruptFile, LimitExceeded
 from workers.optimizers.imaging import open_image, prepare
 from workers.optimizers.metric import ssimulacra2
-from workers.optimizers.png import PngOptimizer
+from workers.optimizers.png import (
+    MOSAIC_COLUMNS,
+    MOSAIC_ROWS,
+    TILE,
+    PngOptimizer,
+    _Scorer,
+)
 from workers.optimizers.png_chunks import read_chunks, write_chunks
 from workers.optimizers.residuals import AVERAGE, PREDICTORS, UP, snap
 
@@ -160,6 +166,38 @@ def test_lossy_shrinks_a_photograph() -> None:
     assert len(result.data) < 0.7 * len(data), f"{len(data)} -> {len(result.data)}"
     score = ssimulacra2(shown(data), shown(result.data))
     assert score >= FLOOR, f"scored {score:.1f}, below {FLOOR}"
+
+
+def test_lossy_keeps_a_few_colours_exact() -> None:
+    image = Image.new("P", (200, 120))
+    image.putpalette([255, 255, 255, 0, 0, 0, 200, 30, 30])
+    for x in range(0, 200, 7):
+        image.paste(1 + x % 2, (x, 10, x + 3, 110))
+    data = png_bytes(image)
+
+    result = OPTIMIZER.optimize(data, Options(), Limits())
+
+    assert np.array_equal(stored_pixels(data), stored_pixels(result.data))
+    assert len(result.data) <= len(data)
+
+
+def test_a_big_image_is_searched_on_its_worst_tiles() -> None:
+    original = np.asarray(photo((256, 192)).resize((1600, 1000)))
+    damaged = original.copy()
+    damaged[600:700, 1300:1400] = 0  # one spoilt area, inside tile (4, 10)
+    scorer = _Scorer(Image.fromarray(original))
+
+    scorer.choose_tiles([Image.fromarray(damaged)])
+
+    assert scorer.big, "1.6 megapixels is searched on a mosaic"
+    assert (4, 10) in scorer.tiles, f"the damaged tile is missing: {scorer.tiles}"
+    assert scorer.mosaic(original).shape == (
+        MOSAIC_ROWS * TILE,
+        MOSAIC_COLUMNS * TILE,
+        3,
+    )
+    quick = scorer.quick(Image.fromarray(damaged))
+    assert quick < scorer.exact(Image.fromarray(damaged)), "the mosaic dwells on it"
 
 
 RESIZES = [
