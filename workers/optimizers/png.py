@@ -2,11 +2,13 @@
 
 Lossless keeps every pixel and lets oxipng pick colour type, filters and deflate,
 with the metadata chunks preserve_metas keeps. Lossy looks for the smallest file
-that holds the target score among two kinds of candidates: a libimagequant
-palette, searched by quality and remapped with and without dithering, and
-truecolour whose filter residuals are snapped to a step (residuals.py), searched
-by step. Large images are searched on a mosaic of tiles and the pick is confirmed
-at full size. The score is SSIMULACRA2 with alpha over white.
+that holds the target score among families of candidates: libimagequant palettes
+searched by quality, and truecolour whose Average (or, on screenshots, Up) filter
+residuals are snapped to a step (residuals.py), searched by step. Each family's
+first guess tells how promising it is; the promising ones are searched to the
+target, and the smallest result wins. Large images are searched on a mosaic of
+tiles and the pick is confirmed at full size. The score is SSIMULACRA2 with alpha
+over white.
 """
 
 from __future__ import annotations
@@ -86,9 +88,11 @@ MOSAIC_ROWS = 4
 MOSAIC_COLUMNS = 6
 CONFIRM_SLACK = 0.5
 MAX_CONFIRMS = 3
-# Candidates are sized by a quick deflate at this level, scaled by what oxipng
-# gains over it on each kind of image.
+# Candidates are sized by a quick deflate at this level, scaled by what the
+# final encoding gains over it on each kind of image.
 ESTIMATE_LEVEL = 6
+PALETTE_RATIO = 0.95
+TRUECOLOUR_RATIO = 0.87
 # The deflate level snapped truecolour is written with (libdeflate's 10 and up
 # search matches thoroughly; oxipng's preset 2 uses 11).
 SNAPPED_LEVEL = 10
@@ -100,8 +104,6 @@ MARGIN = 0.05
 # A family is searched only if its outlook is within CLOSE of the best size
 # found so far, and gives up once a setting that fails is estimated over it.
 CLOSE = 0.02
-PALETTE_RATIO = 0.95
-TRUECOLOUR_RATIO = 0.87
 _COLOUR_TYPES = {
     1: oxipng.ColorType.grayscale,
     2: oxipng.ColorType.grayscale_alpha,
@@ -109,7 +111,6 @@ _COLOUR_TYPES = {
     4: oxipng.ColorType.rgba,
 }
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
-_FILTERS = {UP: oxipng.RowFilter.Up, AVERAGE: oxipng.RowFilter.Average}
 _PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}
 
 
@@ -395,8 +396,11 @@ class _Family:
 class _LossySearch:
     """The smallest candidate holding the target, over palettes and snapping.
 
-    Every family tries its first guess; those whose outlook is more than MARGIN
-    behind the best are dropped, and the others are searched to the target.
+    Every family tries its first guess. In the order of their outlooks, the
+    families are searched to the target while their outlook stays within CLOSE
+    of the best size found (and MARGIN of the best outlook). An image of few
+    colours is stored exactly; one of at most 256 also has its exact palette
+    among the candidates.
     """
 
     def __init__(
@@ -456,7 +460,9 @@ class _LossySearch:
         """
 
         def dead_end(index: int) -> bool:
-            return family.saturated(index) or family.candidate(index).estimate() > bound
+            if family.saturated(index):
+                return True
+            return bound < math.inf and family.candidate(index).estimate() > bound
 
         aim, start = self.target, family.start
         low, high = 0, len(family.settings)
@@ -659,8 +665,10 @@ def _extra_chunks(
     """
     extra: list[Chunk] = []
     if metadata.icc is not None or not _has_iccp(chunks):
+        # The profile goes separately; sRGB may not stand beside one.
+        dropped = (b"iCCP", b"sRGB") if metadata.icc is not None else (b"iCCP",)
         colour = colour_chunks(chunks, options.preserve)
-        extra += [chunk for chunk in colour if chunk[0] != b"iCCP"]
+        extra += [chunk for chunk in colour if chunk[0] not in dropped]
     if metadata.exif:
         extra.append((b"eXIf", exif_body(metadata.exif)))
     return extra + text_chunks(chunks, options.preserve)
@@ -690,22 +698,22 @@ def _finish(
     extra: _Extra,
     level: int,
     timeout: int,
-    predictor: str | None = None,
     fast_evaluation: bool = True,
 ) -> bytes:
+    """The PNG of pixels re-encoded from scratch, with the chunks they carry.
+
+    The colour of fully transparent pixels is free to change (optimize_alpha):
+    these copies are not exact anyway.
+    """
     if extra.icc:
         raw.add_icc_profile(extra.icc)
     for kind, body in extra.chunks:
         raw.add_png_chunk(kind, body)
-    options: dict[str, object] = {}
-    if predictor is not None:
-        options["filter"] = [_FILTERS[predictor]]
     return raw.create_optimized_png(
         level=level,
         fast_evaluation=fast_evaluation,
         optimize_alpha=True,
         timeout=timeout,
-        **options,
     )
 
 
@@ -728,10 +736,9 @@ def _encode_truecolour(
     extra: _Extra,
     level: int,
     timeout: int,
-    predictor: str | None = None,
     fast_evaluation: bool = True,
 ) -> bytes:
-    """Truecolour pixels as a PNG; with a predictor, every row uses its filter."""
+    """Grey or truecolour pixels as a PNG, in whatever colour type is smallest."""
     height, width = pixels.shape[:2]
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     raw = oxipng.RawImage(
@@ -740,4 +747,4 @@ def _encode_truecolour(
         height,
         color_type=_COLOUR_TYPES[channels](),
     )
-    return _finish(raw, extra, level, timeout, predictor, fast_evaluation)
+    return _finish(raw, extra, level, timeout, fast_evaluation)
