@@ -157,6 +157,7 @@ def _exact_copy(
 ) -> bytes:
     """The file's own pixels (every frame) recompressed, with the chunks kept.
 
+    Interlacing goes: it only changes the order rows arrive in, and costs bytes.
     oxipng's fast evaluation ranks the filters by a quick deflate, which
     misjudges images of under 8 bits a pixel (scans, icons): those are
     evaluated in full at a lower level.
@@ -687,6 +688,7 @@ def _oxipng(
             level=level,
             fast_evaluation=fast_evaluation,
             strip=oxipng.StripChunks.none(),
+            interlace=oxipng.Interlacing.Off,
             timeout=timeout,
         )
     except oxipng.PngError as error:

@@ -146,6 +146,16 @@ def test_lossless_keeps_every_pixel(make) -> None:
     assert (result.width, result.height) == (after.shape[1], after.shape[0])
 
 
+def test_lossless_drops_interlacing() -> None:
+    data = interlaced()
+
+    result = OPTIMIZER.optimize(data, Options(lossless=True), Limits())
+
+    with Image.open(io.BytesIO(result.data)) as image:
+        assert not image.info.get("interlace"), "Adam7 costs bytes and shows nothing"
+    assert len(result.data) < len(data)
+
+
 @pytest.mark.parametrize("make", MAKERS, ids=SOURCE_IDS)
 def test_lossy_holds_the_floor_and_never_grows(make) -> None:
     data = make()
