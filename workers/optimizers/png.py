@@ -6,9 +6,8 @@ that holds the target score among families of candidates: libimagequant palettes
 searched by quality, and truecolour whose Average (or, on screenshots, Up) filter
 residuals are snapped to a step (residuals.py), searched by step. Each family's
 first guess tells how promising it is; the promising ones are searched to the
-target, and the smallest result wins. Large images are searched on a mosaic of
-tiles and the pick is confirmed at full size. The score is SSIMULACRA2 with alpha
-over white.
+target, and the smallest result wins. Large images are scored on a mosaic of
+tiles, with a margin. The score is SSIMULACRA2 with alpha over white.
 """
 
 from __future__ import annotations
@@ -79,15 +78,19 @@ FEW_COLOURS = 16
 # most MAX_TRIALS scores.
 TOLERANCE = 0.8
 MAX_TRIALS = 6
-# Images above PROXY_FROM pixels are searched on a mosaic of MOSAIC_ROWS by
-# MOSAIC_COLUMNS tiles TILE wide, and the pick is confirmed on the whole image,
-# where it may fall CONFIRM_SLACK under the target.
-PROXY_FROM = 1_500_000
-TILE = 128
-MOSAIC_ROWS = 4
-MOSAIC_COLUMNS = 6
-CONFIRM_SLACK = 0.5
-MAX_CONFIRMS = 3
+# Images above PROXY_FROM pixels (whose reference would take the metric over a
+# gigabyte) are scored on a mosaic of MOSAIC_ROWS by MOSAIC_COLUMNS tiles TILE
+# wide, and must hold UNCONFIRMED_MARGIN above the target there. Above
+# LOSSY_MAX_PIXELS a lossy copy is exact: even that search would need more
+# memory than a worker should take.
+PROXY_FROM = 4_500_000
+TILE = 512
+MOSAIC_ROWS = 2
+MOSAIC_COLUMNS = 3
+UNCONFIRMED_MARGIN = 2.0
+LOSSY_MAX_PIXELS = 30_000_000
+# Candidates a family keeps at hand (others are made again if wanted).
+KEPT_CANDIDATES = 3
 # Candidates are sized by a quick deflate at this level, scaled by what the
 # final encoding gains over it on each kind of image.
 ESTIMATE_LEVEL = 6
@@ -143,7 +146,7 @@ class PngOptimizer:
         extra = _Extra(
             _extra_chunks(chunks, options, prepared.metadata), prepared.metadata.icc
         )
-        if options.lossless:
+        if options.lossless or pixels.width * pixels.height > LOSSY_MAX_PIXELS:
             out = _encode_truecolour(np.asarray(pixels), extra, LOSSY_LEVEL, timeout)
         else:
             out = _LossySearch(pixels, self.target, extra, timeout).run()
@@ -194,20 +197,20 @@ _NO_EXTRA = _Extra()
 class _Scorer:
     """Scores candidates against the original; big images also on a mosaic.
 
-    `quick` scores a full-size candidate on the mosaic that stands for a big
-    image (on the whole of a smaller one), `exact` on the whole image. The
-    mosaic's tiles are chosen once the first candidates are known: half where
-    they differ most from the original, since the score dwells on the worst
-    areas, and half spread evenly over the image.
+    `quick` scores a full-size candidate on the whole image, or, for a big one
+    whose reference would take the metric gigabytes, on a mosaic of tiles that
+    stands for it. The tiles are chosen once the first candidates are known:
+    half where they differ most from the original, since the score dwells on
+    the worst areas, and half spread evenly over the image. They are large, so
+    that the metric's coarse scales still see what they see on the whole.
     """
 
     def __init__(self, image: Image.Image) -> None:
         self.original = rgb_over_white(image)
-        self.full = Reference(self.original)
         height, width = self.original.shape[:2]
         self.big = height * width > PROXY_FROM and min(height, width) >= 2 * TILE
         self.tiles: list[tuple[int, int]] = []
-        self.proxy = self.full
+        self.proxy = None if self.big else Reference(self.original)
 
     def choose_tiles(self, candidates: Sequence[Image.Image]) -> None:
         """Pick the mosaic's tiles from where these candidates are worst."""
@@ -248,13 +251,12 @@ class _Scorer:
         return np.concatenate(rows)
 
     def quick(self, image: Image.Image) -> float:
+        if self.proxy is None:
+            raise RuntimeError("choose the mosaic's tiles before scoring on it")
         if not self.tiles:
             return self.proxy.score(rgb_over_white(image))
         tiles = Image.fromarray(self.mosaic(np.asarray(image)), image.mode)
         return self.proxy.score(rgb_over_white(tiles))
-
-    def exact(self, image: Image.Image) -> float:
-        return self.full.score(rgb_over_white(image))
 
 
 def _tile_errors(original: np.ndarray, candidate: np.ndarray) -> np.ndarray:
@@ -339,12 +341,17 @@ def _between(failing: int, passing: int, known: dict[int, float], target: float)
 
 @dataclass
 class _Candidate:
-    """A full-size output under consideration: pixels to score, a way to encode."""
+    """A full-size output under consideration: its pixels as an image to score
+    (made when asked, so that only the compact form stays in memory), a way to
+    encode it and a quick estimate of its size."""
 
-    image: Image.Image
+    render: Callable[[], Image.Image]
     encode: Callable[[], bytes]
     estimator: Callable[[], int]
     estimated: int | None = None
+
+    def image(self) -> Image.Image:
+        return self.render()
 
     def estimate(self) -> int:
         """About the size of the output, computed once."""
@@ -358,7 +365,8 @@ class _Family:
     """One kind of candidate, its settings ordered from the smallest output up.
 
     `make` builds the full-size candidate of a setting and `score` rates one
-    (on the mosaic for a big image); both are asked once per setting.
+    (on the mosaic for a big image). Scores are kept; candidates only the last
+    KEPT_CANDIDATES made, since a big image's weigh tens of megabytes.
     """
 
     settings: Sequence[float]
@@ -374,11 +382,13 @@ class _Family:
     def candidate(self, index: int) -> _Candidate:
         if index not in self.candidates:
             self.candidates[index] = self.make(self.settings[index])
+            while len(self.candidates) > KEPT_CANDIDATES:
+                del self.candidates[next(iter(self.candidates))]
         return self.candidates[index]
 
     def quick(self, index: int) -> float:
         if index not in self.scores:
-            self.scores[index] = self.score(self.candidate(index).image)
+            self.scores[index] = self.score(self.candidate(index).image())
         return self.scores[index]
 
     def outlook(self, target: float) -> float:
@@ -431,7 +441,7 @@ class _LossySearch:
             )
         families = self._families()
         self.scorer.choose_tiles(
-            [family.candidate(family.start).image for family in families]
+            [family.candidate(family.start).image() for family in families]
         )
         outlooks = [family.outlook(self.target) for family in families]
         ranked = sorted(zip(outlooks, range(len(families)), families, strict=True))
@@ -451,13 +461,11 @@ class _LossySearch:
         return out if exact is None else min(out, exact, key=len)
 
     def _search(self, family: _Family, bound: float) -> _Candidate | None:
-        """The family's first setting that holds, confirmed at full size.
+        """The family's first setting that holds the target (on a mosaic, with
+        UNCONFIRMED_MARGIN to spare), or None.
 
         The search gives up once a setting that fails is estimated larger than
-        `bound`, since every setting that holds is larger still. On a mosaic,
-        a confirm that falls short raises the aim by the shortfall and searches
-        above; one that holds with much to spare lowers it and searches below;
-        at most MAX_CONFIRMS times.
+        `bound`, since every setting that holds is larger still.
         """
 
         def dead_end(index: int) -> bool:
@@ -465,36 +473,24 @@ class _LossySearch:
                 return True
             return bound < math.inf and family.candidate(index).estimate() > bound
 
-        aim, start = self.target, family.start
-        low, high = 0, len(family.settings)
-        holding = None
-        for _ in range(MAX_CONFIRMS):
-            index = _first_holding(
-                high, family.quick, aim, start, family.slope, dead_end, low
-            )
-            if index is None:
-                break
-            if not self.scorer.big:
-                return family.candidate(index)
-            value = self.scorer.exact(family.candidate(index).image)
-            if value >= self.target - CONFIRM_SLACK:
-                holding = index
-                if value <= self.target + TOLERANCE + CONFIRM_SLACK:
-                    break
-                high = index
-            else:
-                low = index + 1
-            aim = family.quick(index) + self.target - value
-            start = index
-            if low >= high:
-                break
-        return None if holding is None else family.candidate(holding)
+        aim = self.target + (UNCONFIRMED_MARGIN if self.scorer.big else 0.0)
+        index = _first_holding(
+            len(family.settings),
+            family.quick,
+            aim,
+            family.start,
+            family.slope,
+            dead_end,
+        )
+        return None if index is None else family.candidate(index)
 
     def _families(self) -> list[_Family]:
         """Palettes, Average snapping, and Up snapping where it can pay: on an
-        image with rows of flat colour, such as a screenshot."""
+        image with rows of flat colour, such as a screenshot. Not on a mosaic:
+        the errors it leaves run down long columns, which tiles cut short, and
+        the mosaic's score runs far above the whole image's."""
         families = [self._palette_family(), self._snap_family(AVERAGE)]
-        if _flat_share(self.pixels) >= FLAT_SHARE:
+        if _flat_share(self.pixels) >= FLAT_SHARE and not self.scorer.big:
             families.append(self._snap_family(UP))
         return families
 
@@ -511,9 +507,10 @@ class _LossySearch:
                 palette = None
             counts[int(quality)] = 0 if palette is None else len(palette.palette)
             if palette is None:
-                return _Candidate(Image.new("RGB", rgba.size), _no_output, _no_size)
+                blank = Image.new("RGB", rgba.size)
+                return _Candidate(lambda: blank, _no_output, _no_size)
             return _Candidate(
-                palette.to_image(),
+                palette.to_image,
                 lambda: _encode_palette(palette, self.extra, LOSSY_LEVEL, self.timeout),
                 lambda: _estimated_palette_size(palette),
             )
@@ -538,7 +535,7 @@ class _LossySearch:
         def make(step: float) -> _Candidate:
             snapped = snap(self.pixels, step, predictor, keep_flat)
             return _Candidate(
-                _image_of(snapped),
+                lambda: _image_of(snapped),
                 lambda: _snapped_png(snapped, self.extra, predictor),
                 lambda: _estimated_truecolour_size(snapped, predictor),
             )
