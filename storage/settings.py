@@ -142,6 +142,9 @@ class Settings:
     max_pdf_pages: int = setting("MAX_PDF_PAGES", 2_000, _positive)
     max_decoded_stream_bytes: int = setting("MAX_DECODED_STREAM_BYTES", GiB, parse_size)
     optimize_time_limit: float = setting("OPTIMIZE_TIME_LIMIT", 120.0, _seconds)
+    # Threads one worker process may give an optimizer; 0 shares the worker's
+    # cores evenly among its processes.
+    optimizer_threads: int = setting("OPTIMIZER_THREADS", 0, _natural)
 
     # Fetching a client's `url`, and posting callbacks.
     fetch_connect_timeout: float = setting("FETCH_CONNECT_TIMEOUT", 5.0, _seconds)
