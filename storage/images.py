@@ -50,6 +50,7 @@ _INT_FIELDS = (
     "created_at",
     "expires_at",
     "error_status",
+    "attempts",
 )
 
 
@@ -86,6 +87,7 @@ class ImageRecord:
     error: str = ""
     error_status: int = 0
     callback_url: str = ""
+    attempts: int = 0
 
     @property
     def finished(self) -> bool:

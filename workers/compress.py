@@ -1,15 +1,21 @@
 """The compression job: detect, check limits, optimize, store, record, signal.
 
 It runs once per image record, by id. A redelivered job (its worker died) starts
-over; a job whose record is finished or deleted does nothing.
+over; a job whose record is finished or deleted does nothing. A file that keeps
+killing its worker (out of memory, a hard time limit) fails after MAX_ATTEMPTS
+starts instead of taking workers down for ever, and a job cut off by the hard time
+limit marks its record failed from the worker's main process, since the process
+that ran it is gone.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
+from typing import Any
 
 from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from storage.images import DONE, FAILED, MEDIA_TYPES, PROCESSING, ImageRecord
 from storage.settings import Settings
@@ -24,11 +30,42 @@ log = logging.getLogger("squeezer.worker")
 
 COMPRESS = "squeezer.compress"
 NOTIFY = "squeezer.notify"
+# Starts of one job after which its file is given up on: each start past the
+# first means the worker running it died (or was stopped) in the middle.
+MAX_ATTEMPTS = 3
+TOO_LONG = "Compression took too long."
+_GAVE_UP = (
+    f"Compression stopped its worker {MAX_ATTEMPTS} times (out of memory or time); "
+    "the original is kept."
+)
+
+
+class CompressTask(SqueezerTask):
+    """The compression job, with what happens when its process is killed."""
+
+    def on_failure(
+        self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        """Fail the record of a job that ended without finishing it.
+
+        Celery calls this in the worker's main process after the hard time limit
+        killed the pool process (every other error is handled in the job).
+        """
+        stores = self.stores
+        record = stores.images.get(args[0] if args else kwargs["image_id"])
+        if record is None or record.finished:
+            return
+        if isinstance(exc, TimeLimitExceeded):
+            message, status = TOO_LONG, 400
+        else:
+            message, status = "Compression failed; the original is kept.", 500
+        with suppress(LookupError):  # deleted meanwhile
+            finish(stores, _fail(stores, record, message, status))
 
 
 @shared_task(
     name=COMPRESS,
-    base=SqueezerTask,
+    base=CompressTask,
     bind=True,
     autoretry_for=TRANSIENT,
     retry_backoff=True,
@@ -42,12 +79,17 @@ def compress(self: SqueezerTask, image_id: int) -> None:
     if record is None or record.finished:
         return
     try:
-        record = stores.images.update(record, status=PROCESSING)
-        record = _optimize(stores, record)
+        if record.attempts >= MAX_ATTEMPTS:
+            record = _fail(stores, record, _GAVE_UP, 400)
+        else:
+            record = stores.images.update(
+                record, status=PROCESSING, attempts=record.attempts + 1
+            )
+            record = _optimize(stores, record)
     except LookupError:
         return  # deleted while it was being worked on
     except SoftTimeLimitExceeded:
-        record = _fail(stores, record, "Compression took too long.", 400)
+        record = _fail(stores, record, TOO_LONG, 400)
     except TRANSIENT:
         if self.request.retries < self.max_retries:
             raise

@@ -13,13 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
+from celery.exceptions import TimeLimitExceeded
 
 from storage.accounts import Accounts
 from storage.objects import ObjectNotFound
+from storage.settings import Settings
 from storage.usage import Usage
 from tests.conftest import CORPUS
 from tests.e2e.client import Client, multipart
 from tests.workers.local_http import answer, local_server
+from workers.app import create_celery
+from workers.compress import COMPRESS, MAX_ATTEMPTS
 from workers.purge import purge_expired
 
 PHOTO = CORPUS / "images/jpeg/pillow_flower.jpg"
@@ -40,6 +44,24 @@ def _wait_for_status(stores, image_id: int, status: str, timeout: float = 30) ->
     while (record := stores.images.get(image_id)) is None or record.status != status:
         assert time.monotonic() < deadline, f"image {image_id} never became {status}"
         time.sleep(0.05)
+
+
+def _wait_for_attempt(stores, image_id: int, attempt: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        record = stores.images.get(image_id)
+        if record.status == "processing" and record.attempts == attempt:
+            return
+        assert time.monotonic() < deadline, f"image {image_id} never started {attempt}"
+        time.sleep(0.05)
+
+
+def _upload_in_background(api, answers: list) -> threading.Thread:
+    upload = threading.Thread(
+        target=lambda: answers.append(api.upload(PHOTO.read_bytes(), PHOTO.name))
+    )
+    upload.start()
+    return upload
 
 
 def _latest_image_id(stores, account_id: int, timeout: float = 30) -> int:
@@ -72,6 +94,50 @@ def test_a_job_survives_its_worker_being_killed(
     record = e2e_stores.images.get(image_id)
     assert record.status == "done"
     assert e2e_stores.objects.size(record.optimized_key) == record.size_after
+
+
+def test_a_file_that_keeps_killing_its_worker_fails_and_keeps_its_original(
+    api, account, worker, moto_server, e2e_stores
+):
+    answers = []
+    with frozen(worker.process):
+        upload = _upload_in_background(api, answers)
+        image_id = _latest_image_id(e2e_stores, account.id)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        with frozen(moto_server.process):
+            _wait_for_attempt(e2e_stores, image_id, attempt)
+            worker.kill()
+        worker.start()
+    upload.join(timeout=120)
+    assert answers, "the synchronous upload never answered"
+    assert answers[0].status == 400, answers[0].body
+    assert "stopped its worker 3 times" in answers[0].json()["errMessage"]
+    record = api.get(f"/v1/images/{image_id}").json()
+    assert record["status"] == "failed"
+    original = api.request("GET", record["origin_url"])
+    assert original.status == 200
+    assert original.body == PHOTO.read_bytes()
+
+
+def test_a_job_cut_off_by_the_hard_time_limit_fails_its_record(
+    api, account, worker, e2e_env, e2e_stores
+):
+    task = create_celery(Settings.from_env(e2e_env)).tasks[COMPRESS]
+    answers = []
+    with frozen(worker.process):
+        upload = _upload_in_background(api, answers)
+        image_id = _latest_image_id(e2e_stores, account.id)
+        # What Celery calls in the worker's main process once it has killed
+        # the pool process that ran past the hard limit.
+        task.on_failure(TimeLimitExceeded(61.0), "job", (image_id,), {}, None)
+    upload.join(timeout=60)
+    assert answers[0].status == 400, answers[0].body
+    assert answers[0].json()["errMessage"] == "Compression took too long."
+    time.sleep(1.0)  # the worker, unfrozen, takes the job and leaves it alone
+    record = e2e_stores.images.get(image_id)
+    assert (record.status, record.attempts) == ("failed", 0)
+    [(_, today)] = Usage(e2e_stores.redis).last_days(account)[-1:]
+    assert today.files == 1
 
 
 def test_concurrent_uploads_cannot_overshoot_a_quota(live_api, e2e_stores):
