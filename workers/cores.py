@@ -1,12 +1,12 @@
 """The CPU cores of a worker, shared among its pool processes.
 
-oxipng (through rayon) and libimagequant (through OpenMP) start a thread per core
+oxipng (through rayon) and OpenCV (the metric's filters) start a thread per core
 they see. In a worker of N processes each would start one per core of the machine,
 N times over: processes fight for cores, and a second process adds little. So the
 worker gives each process its share of the cores it may use (its CPU affinity, and
 the quota of its cgroup, which is what a Kubernetes CPU limit sets), or the number
-OPTIMIZER_THREADS asks for, through the variables those libraries read when they
-first start their threads: after the fork, in each process.
+OPTIMIZER_THREADS asks for. Each pool process applies it after the fork, before its
+first job starts any thread.
 """
 
 from __future__ import annotations
@@ -16,11 +16,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+import cv2
 from celery import Celery
-from celery.signals import celeryd_after_setup
+from celery.signals import celeryd_after_setup, worker_process_init
 
-# The variables the native libraries read for the size of their thread pools.
-THREAD_VARIABLES = ("RAYON_NUM_THREADS", "OMP_NUM_THREADS")
+# rayon reads it when it first starts its threads.
+RAYON_THREADS = "RAYON_NUM_THREADS"
+# How the worker's main process hands the share to its pool processes.
+SHARE = "SQUEEZER_OPTIMIZER_THREADS"
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
@@ -42,10 +45,16 @@ def threads_per_process(configured: int, concurrency: int, cores: int) -> int:
     return max(1, cores // max(1, concurrency))
 
 
+def limit_threads(threads: int) -> None:
+    """Let the optimizers of this process run at most `threads` threads each."""
+    os.environ[RAYON_THREADS] = str(threads)
+    cv2.setNumThreads(threads)
+
+
 def install(app: Celery) -> None:
     """Share the worker's cores among its processes when a worker of `app` starts.
 
-    Installing again replaces the handler: one worker runs one app.
+    Installing again replaces the handlers: one worker runs one app.
     """
 
     def share_cores(sender: Any, instance: Any, **_: Any) -> None:
@@ -53,8 +62,15 @@ def install(app: Celery) -> None:
         threads = threads_per_process(
             settings.optimizer_threads, instance.concurrency, available_cores()
         )
-        for name in THREAD_VARIABLES:
-            os.environ[name] = str(threads)
+        os.environ[SHARE] = str(threads)
 
-    celeryd_after_setup.disconnect(dispatch_uid=__name__)
-    celeryd_after_setup.connect(share_cores, weak=False, dispatch_uid=__name__)
+    def take_share(**_: Any) -> None:
+        if SHARE in os.environ:
+            limit_threads(int(os.environ[SHARE]))
+
+    for signal, handler in (
+        (celeryd_after_setup, share_cores),
+        (worker_process_init, take_share),
+    ):
+        signal.disconnect(dispatch_uid=__name__)
+        signal.connect(handler, weak=False, dispatch_uid=__name__)

@@ -31,7 +31,7 @@ from storage.database import connect
 from storage.embedded_redis import EmbeddedRedis, free_port
 from tests.e2e.client import Client
 from tests.e2e.conftest import Process, Worker
-from workers.cores import THREAD_VARIABLES
+from workers.cores import limit_threads
 from workers.optimizers import Options, optimize
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -207,8 +207,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args()
     formats = set(args.formats.split(",")) if args.formats else None
-    for name in THREAD_VARIABLES:
-        os.environ[name] = "1"  # before any optimizer starts its threads
+    limit_threads(1)  # before any optimizer starts its threads
     report = run(corpus_files(formats, args.limit), args.clients)
     text = render(report)
     print(text)

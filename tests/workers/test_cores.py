@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from types import SimpleNamespace
 
+import cv2
 import pytest
-from celery.signals import celeryd_after_setup
+from celery.signals import celeryd_after_setup, worker_process_init
 
 from storage.settings import Settings
 from workers import cores
@@ -44,16 +45,24 @@ def test_no_cgroup_means_the_affinity(tmp_path):
     assert cores.available_cores(missing) == len(os.sched_getaffinity(0))
 
 
-@pytest.mark.parametrize(("configured", "expected"), [(0, None), (5, "5")])
-def test_a_starting_worker_sets_the_thread_variables(monkeypatch, configured, expected):
-    for name in cores.THREAD_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+@pytest.mark.parametrize(("configured", "expected"), [(0, None), (5, 5)])
+def test_each_pool_process_takes_the_share_of_its_worker(
+    monkeypatch, configured, expected
+):
+    monkeypatch.delenv(cores.SHARE, raising=False)
+    monkeypatch.delenv(cores.RAYON_THREADS, raising=False)
+    before = cv2.getNumThreads()
     settings = Settings(redis_url="redis://localhost:1/0", optimizer_threads=configured)
     app = create_celery(settings)
     cores.install(app)
-    celeryd_after_setup.send(
-        sender="worker@test", instance=SimpleNamespace(concurrency=2), conf=app.conf
-    )
-    share = str(max(1, cores.available_cores() // 2))
-    for name in cores.THREAD_VARIABLES:
-        assert os.environ[name] == (expected or share)
+    try:
+        celeryd_after_setup.send(
+            sender="worker@test", instance=SimpleNamespace(concurrency=2), conf=app.conf
+        )
+        assert cores.RAYON_THREADS not in os.environ, "only pool processes take it"
+        worker_process_init.send(sender=None)
+        share = expected or max(1, cores.available_cores() // 2)
+        assert os.environ[cores.RAYON_THREADS] == str(share)
+        assert cv2.getNumThreads() == share
+    finally:
+        cv2.setNumThreads(before)
