@@ -331,20 +331,22 @@ def kept_exif(
         gps = source.get_ifd(_GPS_IFD) if "location" in preserve else {}
     except DECODE_ERRORS:
         return None
-    kept = Image.Exif()
+    kept, kept_sub = Image.Exif(), {}
     for name in preserve & _KEPT_TAGS.keys():
         main_tags, sub_tags = _KEPT_TAGS[name]
         for tag in main_tags & source.keys():
             kept[tag] = source[tag]
-        for tag in sub_tags & sub_ifd.keys():
-            kept.get_ifd(_EXIF_IFD)[tag] = sub_ifd[tag]
-    if gps:
-        kept.get_ifd(_GPS_IFD).update(gps)
+        kept_sub |= {tag: sub_ifd[tag] for tag in sub_tags & sub_ifd.keys()}
     value = orientation(image)
     if keep_orientation and value != 1:
         kept[ORIENTATION] = value
-    if not kept and not kept.get_ifd(_EXIF_IFD) and not kept.get_ifd(_GPS_IFD):
+    if not (kept or kept_sub or gps):
         return None
+    # Asking Pillow for a sub-directory creates it: only those with tags.
+    if kept_sub:
+        kept.get_ifd(_EXIF_IFD).update(kept_sub)
+    if gps:
+        kept.get_ifd(_GPS_IFD).update(gps)
     return kept.tobytes()
 
 

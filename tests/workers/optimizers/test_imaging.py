@@ -436,6 +436,7 @@ def test_exif_keeps_only_what_preserve_names(
         0x9292,
     }, "no camera settings may survive"
     assert bool(kept.get_ifd(0x8825)) is gps, f"GPS kept should be {gps}"
+    assert (0x8769 in kept) is bool(sub), "an Exif directory only to hold tags"
 
 
 def test_lossless_keeps_orientation_and_a_foreign_profile() -> None:
