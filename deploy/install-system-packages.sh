@@ -3,7 +3,7 @@
 # them). Idempotent: it asks apt only for what is missing, and needs root only then.
 set -eu
 
-PACKAGES="gifsicle"
+PACKAGES="gifsicle libjpeg-turbo-progs"
 
 missing=""
 for package in $PACKAGES; do
