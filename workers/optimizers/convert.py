@@ -33,6 +33,7 @@ from workers.optimizers.perceptual import block_mosaic, still_search
 AVIF_TARGET = webp.TARGET
 AVIF_QUALITIES = tuple(range(20, 101))
 AVIF_FIRST_GUESS = AVIF_QUALITIES.index(65)
+AVIF_FIRST_STRIDE = 8
 # libavif's speed (0 slowest, 10 fastest): 7 costs a quarter second a megapixel
 # for a few percent more bytes than the default 6; past LARGE pixels, 8 costs a
 # third of that for some 7% more.
@@ -139,7 +140,7 @@ def _lossy_avif(image: Image.Image, options: Options, to_beat: int) -> Result | 
         AVIF_TARGET,
         to_beat,
         start=AVIF_FIRST_GUESS,
-        stride=webp.FIRST_STRIDE,
+        stride=AVIF_FIRST_STRIDE,
         mosaic=lambda frame: block_mosaic(frame, grid=AVIF_GRID),
     )
     if found is None:

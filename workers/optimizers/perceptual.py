@@ -130,29 +130,35 @@ def still_search(
     *,
     start: int | None = None,
     stride: int = 2,
+    slope: float | None = None,
     mosaic: Mosaic = proxy_of,
 ) -> Found[Setting] | None:
     """The first of `settings` whose encoding of `image` scores `target` or more.
 
     `encode` turns an image and a setting into bytes, `decode` bytes into an image
     of the same size; scores are SSIMULACRA2 with alpha over white. `start` is a
-    guess of the answer's index and `stride` the first step away from it (see
-    `first_passing`); `mosaic` makes the proxy, or None to search the image
-    whole. With `size_to_beat`, a large image whose output is estimated (from a
-    few tiles at the setting the proxy picks) to come out well above it is given
-    up early, before the full-size original is even prepared for scoring.
+    guess of the answer's index, `stride` the first step away from it and
+    `slope` a prior of the score's rise per setting (see `first_passing`);
+    `mosaic` makes the proxy, or None to search the image whole. With
+    `size_to_beat`, a large image whose output is estimated (from a few tiles at
+    the setting the proxy picks) to come out well above it is given up early,
+    before the full-size original is even prepared for scoring.
     """
     indices = list(range(len(settings)))
     proxy_image = mosaic(image)
     if proxy_image is None:
         whole = _Scored(image, settings, encode, decode)
-        index = first_passing(indices, whole, target, start=start, stride=stride)
+        index = first_passing(
+            indices, whole, target, start=start, stride=stride, slope=slope
+        )
         if index is None:
             return None
         data, value = whole.outputs[index]
         return Found(settings[index], data, value, 0, len(whole.outputs))
     proxy = _Scored(proxy_image, settings, encode, decode)
-    index = first_passing(indices, proxy, target, start=start, stride=stride)
+    index = first_passing(
+        indices, proxy, target, start=start, stride=stride, slope=slope
+    )
     index = len(settings) - 1 if index is None else index
     if (
         size_to_beat is not None

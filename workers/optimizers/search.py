@@ -36,6 +36,7 @@ def first_passing(
     *,
     start: int | None = None,
     stride: int = 2,
+    slope: float | None = None,
 ) -> int | None:
     """The index of the first setting from `low` on that scores `target` or more.
 
@@ -43,7 +44,10 @@ def first_passing(
     With a `start` guess it first steps out from the guess in strides doubling
     from `stride` until the answer is bracketed, then narrows the bracket by
     interpolating the scores at its ends, which takes fewer scores when the guess
-    is near. None when the answer is past the last setting.
+    is near. With a `slope` too (score points per setting, a prior), it steps out
+    by the score still missing over the slope the scores show, at most `stride`
+    settings a step (see `_step_out`). Either way, scores that rise with the
+    setting give the same answer. None when the answer is past the last setting.
     """
     high = len(settings) - 1
     if low > high:
@@ -60,7 +64,13 @@ def first_passing(
         return known[index]
 
     start = min(max(start, low), high)
-    if value(start) >= target:
+    if slope is not None:
+        failing, passing = _step_out(
+            value, known, target, (low, high), start, slope, stride
+        )
+        if passing > high:
+            return None
+    elif value(start) >= target:
         passing, failing = start, low - 1
         while passing > low:
             probe = max(low, passing - stride)
@@ -85,6 +95,48 @@ def first_passing(
         else:
             failing = probe
     return passing
+
+
+def _step_out(
+    value: Callable[[int], float],
+    known: dict[int, float],
+    target: float,
+    bounds: tuple[int, int],
+    start: int,
+    slope: float,
+    longest: int,
+) -> tuple[int, int]:
+    """The bracket (failing, passing) around the answer, stepping from `start`.
+
+    Each step is the score still missing over the slope between the lowest and
+    highest settings scored so far (`slope` until two are, or when theirs is
+    under a quarter of it), at least one setting and at most `longest`. Once
+    both ends are known, the caller's interpolation narrows the bracket.
+    `failing` is low - 1 and `passing` high + 1 where no setting is known to be.
+    """
+    low, high = bounds
+    failing, passing = low - 1, high + 1
+    index = start
+    while True:
+        score = value(index)
+        if score >= target:
+            passing = index
+        else:
+            failing = index
+        bracketed = failing >= low and passing <= high
+        if bracketed or passing == low or failing == high:
+            return failing, passing
+        ends = sorted(known)
+        measured = slope
+        if len(ends) > 1:
+            rise = known[ends[-1]] - known[ends[0]]
+            measured = rise / (ends[-1] - ends[0])
+        step = (target - score) / (measured if measured > slope / 4 else slope)
+        step = max(-longest, min(longest, step))
+        if score >= target:
+            index = max(low, index + min(-1, math.floor(step)))
+        else:
+            index = min(high, index + max(1, math.ceil(step)))
 
 
 def _bisect(

@@ -33,10 +33,14 @@ from workers.optimizers.search import Found, first_passing
 # the one point issue 3 allows, with a little to spare.
 TARGET = 80.5
 QUALITIES = tuple(range(20, 101))
-# Most images of the corpus land between 45 and 85: start in the middle, and
-# step out far enough to bracket either end in two steps.
-FIRST_GUESS = QUALITIES.index(70)
-FIRST_STRIDE = 8
+# Most images of the corpus land between 45 and 90: start a little below the
+# middle and step by the score still missing, SCORE_SLOPE points a quality step
+# until the trials show their own slope, at most LONGEST_STEP at once. On the
+# corpus and the Kodak set this asks a quarter fewer scores than strides
+# doubling from 8, for the same qualities.
+FIRST_GUESS = QUALITIES.index(72)
+SCORE_SLOPE = 0.4
+LONGEST_STEP = 16
 # libwebp effort for lossy stills: 5 costs a fifth more time than cwebp's 4 and
 # reaches the target where 4 cannot (flat colour with sharp edges), 3% smaller.
 LOSSY_METHOD = 5
@@ -243,7 +247,8 @@ def lossy_still(
         TARGET,
         size_to_beat,
         start=FIRST_GUESS,
-        stride=FIRST_STRIDE,
+        stride=LONGEST_STEP,
+        slope=SCORE_SLOPE,
         mosaic=block_mosaic,
     )
 
@@ -312,7 +317,12 @@ def lossy_animation(
         return proxy(QUALITIES[index])
 
     index = first_passing(
-        QUALITIES, proxy, TARGET, start=FIRST_GUESS, stride=FIRST_STRIDE
+        QUALITIES,
+        proxy,
+        TARGET,
+        start=FIRST_GUESS,
+        stride=LONGEST_STEP,
+        slope=SCORE_SLOPE,
     )
     index = len(QUALITIES) - 1 if index is None else index
     return calibrated(

@@ -92,6 +92,40 @@ def test_first_passing_from_a_guess(
     assert len(asked) == len(set(asked)), f"a score was asked twice: {asked}"
 
 
+SLOPED = [
+    # name, start, target, slope of the scores, expected, most scores asked
+    ("guess right", 42, 42.0, 1.0, 42, 2),
+    ("guess low, prior right", 30, 42.0, 1.0, 42, 3),
+    ("guess high, prior right", 60, 42.0, 1.0, 42, 4),
+    ("scores twice as steep", 30, 84.0, 2.0, 42, 4),
+    ("scores half as steep", 30, 21.0, 0.5, 42, 5),
+    ("far off, steps capped", 95, 3.0, 1.0, 3, 9),
+    ("first setting", 10, 0.0, 1.0, 0, 3),
+    ("none passes", 50, 100.5, 1.0, None, 5),
+    ("start past the end", 500, 99.0, 1.0, 99, 3),
+]
+
+
+@pytest.mark.parametrize(
+    ("start", "target", "rise", "expected", "most"),
+    [row[1:] for row in SLOPED],
+    ids=[row[0] for row in SLOPED],
+)
+def test_first_passing_steps_by_the_missing_score_with_a_slope(
+    start: int, target: float, rise: float, expected: int | None, most: int
+) -> None:
+    asked: list[int] = []
+
+    def score(setting: int) -> float:
+        asked.append(setting)
+        return setting * rise
+
+    found = first_passing(SETTINGS, score, target, start=start, stride=16, slope=1.0)
+    assert found == expected, f"a sloped search from {start} found {found}"
+    assert len(asked) <= most, f"a guess at {start} asked {len(asked)} scores"
+    assert len(asked) == len(set(asked)), f"a score was asked twice: {asked}"
+
+
 SEARCHES = [
     # name, proxy bias, target, expected setting, most full encodes
     ("exact proxy", 0.0, 70.0, 70, 1),
