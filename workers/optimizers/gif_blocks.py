@@ -17,11 +17,11 @@ from workers.optimizers.errors import CorruptFile
 _HEADERS = (b"GIF87a", b"GIF89a")
 _SCREEN = struct.Struct("<HHBBB")
 _DESCRIPTOR = struct.Struct("<HHHHB")
-_EXTENSION = 0x21
-_IMAGE = 0x2C
+EXTENSION = 0x21
+IMAGE = 0x2C
 _TRAILER = 0x3B
 _COMMENT = 0xFE
-_CONTROL = 0xF9
+CONTROL = 0xF9
 _APPLICATION = 0xFF
 # Application identifiers (name and authentication code) of the blocks kept as
 # part of the image rather than metadata: the loop count and a colour profile.
@@ -106,12 +106,12 @@ def read_layout(data: bytes) -> Layout:
         kind = data[offset]
         if kind == _TRAILER:
             break
-        if kind == _EXTENSION:
+        if kind == EXTENSION:
             block, loop_count = _extension(data, offset)
             loop = loop_count if loop_count is not None else loop
-            if block.label == _CONTROL:
+            if block.label == CONTROL:
                 delay = _delay(data, offset)
-        elif kind == _IMAGE:
+        elif kind == IMAGE:
             block, frame = _image(data, offset, delay)
             frames.append(frame)
             delay = 0
@@ -152,7 +152,7 @@ def _extension(data: bytes, start: int) -> tuple[Block, int | None]:
         application = data[start + 3 : start + 3 + size]
         if application in LOOP_APPS:
             loop = _loop_count(data, start + 3 + size)
-    return Block(_EXTENSION, start, end, label, application), loop
+    return Block(EXTENSION, start, end, label, application), loop
 
 
 def _loop_count(data: bytes, offset: int) -> int | None:
@@ -181,7 +181,7 @@ def _image(data: bytes, start: int, delay: int) -> tuple[Block, Frame]:
         raise CorruptFile("The GIF file is truncated in a frame's colour table.")
     # The byte after the table is the LZW code size; the image data follows it.
     end = _sub_blocks(data, offset + 1)
-    return Block(_IMAGE, start, end), Frame(left, top, width, height, delay)
+    return Block(IMAGE, start, end), Frame(left, top, width, height, delay)
 
 
 def without_blocks(data: bytes, layout: Layout, drop: set[int]) -> bytes:

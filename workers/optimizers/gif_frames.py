@@ -18,7 +18,7 @@ from statistics import fmean
 import numpy as np
 from PIL import Image
 
-from workers.optimizers import gif_blocks
+from workers.optimizers import gif_blocks, gif_canvas
 from workers.optimizers.errors import CorruptFile
 from workers.optimizers.imaging import DECODE_ERRORS
 from workers.optimizers.metric import Reference, rgb_over_white
@@ -55,8 +55,12 @@ def stratified(count: int, frames: int, benchmark: int) -> list[int]:
 def shown_frames(data: bytes, indices: list[int]) -> dict[int, np.ndarray]:
     """The frames at `indices` as shown (disposal applied), RGB over white.
 
-    CorruptFile if the pixels do not decode.
+    Composed a rectangle at a time where gif_canvas can, else by Pillow frame by
+    frame; CorruptFile if the pixels do not decode.
     """
+    composed = gif_canvas.shown_frames(data, indices)
+    if composed is not None:
+        return composed
     wanted = sorted(set(indices))
     shown = {}
     try:
