@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -47,6 +48,8 @@ _UPRIGHT = {
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError)
 
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+# Colour transforms kept for the profiles met most recently.
+_TRANSFORMS = 16
 
 
 @dataclass(frozen=True)
@@ -188,22 +191,29 @@ def to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
 def _apply_profile(image: Image.Image, icc: bytes | None) -> Image.Image | None:
     if not icc or image.mode not in ("RGB", "L", "CMYK"):
         return None
-    # Perceptual, as browsers render a profile (and LittleCMS by default); the
-    # intent a profile's header suggests moves CMYK colours by a visible amount.
     try:
-        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        converted = ImageCms.profileToProfile(
-            image,
-            source,
-            _SRGB,
-            renderingIntent=ImageCms.Intent.PERCEPTUAL,
-            outputMode="RGB",
-        )
-    except (ImageCms.PyCMSError, OSError, ValueError):
+        converted = _transform_to_srgb(icc, image.mode).apply(image)
+    except (ImageCms.PyCMSError, OSError, TypeError, ValueError):
         return None
     if image.mode == "L":
         return converted.convert("L")
     return converted
+
+
+@lru_cache(maxsize=_TRANSFORMS)
+def _transform_to_srgb(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform:
+    """The LittleCMS transform from `icc` to sRGB for pixels of `mode`, kept.
+
+    Building one takes a few milliseconds, tens for a large profile (often more
+    than applying it), and a worker meets the same cameras' profiles over and
+    over. Perceptual, as
+    browsers render a profile (and LittleCMS by default); the intent a profile's
+    header suggests moves CMYK colours by a visible amount.
+    """
+    source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    return ImageCms.ImageCmsTransform(
+        source, _SRGB, mode, "RGB", ImageCms.Intent.PERCEPTUAL
+    )
 
 
 def to_8bit(image: Image.Image) -> Image.Image:
