@@ -29,7 +29,7 @@ from workers.optimizers.gif_gifsicle import (
     OutOfTime,
     gifsicle,
 )
-from workers.optimizers.search import search
+from workers.optimizers.gif_search import predicted_search
 
 # SSIMULACRA2 (alpha over white, mean over frames) every lossy GIF holds: the
 # median of gifsicle --lossy=80 on the corpus, which leaves three files below 70.
@@ -47,6 +47,10 @@ FIRST_GUESS = LEVELS.index(43)
 # where 4 miss it by up to 3 points.
 SCORED_FRAMES = 8
 BENCHMARK_FRAMES = 24
+# Sampled frames that differ from a run's first in at most this fraction of their
+# pixels are scored as one: a recording's frames where only the cursor or a
+# prompt moves, three times faster to score there, within 0.15 of every frame.
+STILL = 0.01
 # Gifsicle's strongest frame optimization, lossless on its own; the search encodes
 # without it (four times faster), and the level found is encoded once with it,
 # or past LARGE bytes with -O2, which gains nearly as much there in half the time.
@@ -131,47 +135,31 @@ class GifOptimizer:
             gif_blocks.read_layout(reference),
             SCORED_FRAMES,
             BENCHMARK_FRAMES,
+            STILL,
         )
         encoded: dict[int, bytes] = {}
-        scores: dict[bytes, float] = {}
 
-        def encode(level: int) -> bytes:
-            if level not in encoded:
-                encoded[level] = gifsicle(
-                    base, [*SEARCH_ENCODE, f"--lossy={level}"], deadline
-                )
-            return encoded[level]
+        def encode(index: int) -> bytes:
+            if index not in encoded:
+                arguments = [*SEARCH_ENCODE, f"--lossy={LEVELS[index]}"]
+                encoded[index] = gifsicle(base, arguments, deadline)
+            return encoded[index]
 
-        def score(data: bytes) -> float:
-            if len(data) >= len(base):
-                return EXACT_SCORE
-            if data not in scores:
-                scores[data] = scorer.score(data)
-            return scores[data]
+        def score(index: int) -> float:
+            data = encode(index)
+            return EXACT_SCORE if len(data) >= len(base) else scorer.score(data)
 
-        start = _predicted(FIRST_GUESS, score(encode(LEVELS[FIRST_GUESS])), self.target)
-        found = search(LEVELS, encode, score, self.target, start=start)
-        if found is None or len(found.data) >= len(base):
+        found = predicted_search(LEVELS, score, self.target, FIRST_GUESS)
+        if found is None or len(encode(found)) >= len(base):
             return None
         optimize = OPTIMIZE_LARGE if len(base) > LARGE else OPTIMIZE
-        optimized = gifsicle(base, [*optimize, f"--lossy={found.setting}"], deadline)
-        if len(optimized) < len(found.data) and scorer.score(optimized) >= self.target:
+        optimized = gifsicle(base, [*optimize, f"--lossy={LEVELS[found]}"], deadline)
+        if (
+            len(optimized) < len(encode(found))
+            and scorer.score(optimized) >= self.target
+        ):
             return optimized
-        return found.data
-
-
-def _predicted(guess: int, score: float, target: float) -> int:
-    """The index of the level expected to score `target`, from the guess's score.
-
-    Over the corpus the loss (100 - score) grows about as the square root of the
-    lossy level, so one score tells where the target lies to within a few steps.
-    """
-    loss = EXACT_SCORE - score
-    if loss <= 0:
-        return guess
-    level = LEVELS[guess] * ((EXACT_SCORE - target) / loss) ** 2
-    weaker = [index for index, value in enumerate(LEVELS) if value <= level]
-    return weaker[0] if weaker else len(LEVELS) - 1
+        return encode(found)
 
 
 def checked_layout(data: bytes, limits: Limits) -> gif_blocks.Layout:

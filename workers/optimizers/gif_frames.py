@@ -3,8 +3,8 @@
 An animation is scored as the benchmark scores it: SSIMULACRA2 of each frame with
 alpha over white, the mean over a sample of frames spread evenly, and where the
 candidate merged frames, whichever of its frames is on screen when the original's
-frame starts. The scorer decodes and prepares the original's frames once; a cheaper
-scorer sees fewer of them.
+frame starts. The scorer decodes and prepares the original's frames once, and
+scores a run of sampled frames that barely change by its middle one.
 """
 
 from __future__ import annotations
@@ -75,36 +75,64 @@ def shown_frames(data: bytes, indices: list[int]) -> dict[int, np.ndarray]:
     return shown
 
 
+def still_runs(shown: list[np.ndarray], changed: float) -> list[list[int]]:
+    """Positions of `shown` grouped into runs of frames that barely change.
+
+    A run goes on while a frame differs from the run's first in at most the
+    `changed` fraction of its pixels: a screen recording's cursor blinking or a
+    prompt filling in.
+    """
+    runs: list[list[int]] = []
+    for position, frame in enumerate(shown):
+        if runs:
+            first = shown[runs[-1][0]]
+            if np.any(first != frame, axis=2).mean() <= changed:
+                runs[-1].append(position)
+                continue
+        runs.append([position])
+    return runs
+
+
 class FrameScorer:
     """Scores candidates against frames of an original, whole frames only.
 
     Of the `benchmark` frames spread evenly over the animation (as the benchmark
-    takes them), `frames` stand for the rest. Whole frames: crops or a downscaled
-    copy would score another image.
+    takes them), `frames` stand for the rest; of those, a run of frames that
+    barely change is scored by its middle frame, weighed by the run's length.
+    Whole frames: crops or a downscaled copy would score another image.
     """
 
     def __init__(
-        self, data: bytes, layout: gif_blocks.Layout, frames: int, benchmark: int
+        self,
+        data: bytes,
+        layout: gif_blocks.Layout,
+        frames: int,
+        benchmark: int,
+        changed: float = 0.0,
     ) -> None:
         self.count = len(layout.frames)
-        self.indices = stratified(self.count, frames, benchmark)
+        sampled = stratified(self.count, frames, benchmark)
+        shown = shown_frames(data, sampled)
+        runs = still_runs([shown[index] for index in sampled], changed)
+        self.indices = [sampled[run[len(run) // 2]] for run in runs]
+        self.weights = [len(run) for run in runs]
         frame_starts = starts(layout)
         self.times = [frame_starts[index] for index in self.indices]
-        shown = shown_frames(data, self.indices)
         self.references = [Reference(shown[index]) for index in self.indices]
 
     def shown_indices(self, layout: gif_blocks.Layout) -> list[int]:
-        """The candidate's frames to compare with the sampled originals."""
+        """The candidate's frames to compare with the scored originals."""
         if len(layout.frames) == self.count:
             return self.indices
         frame_starts = starts(layout)
         return [max(bisect_right(frame_starts, t) - 1, 0) for t in self.times]
 
     def score(self, candidate: bytes) -> float:
-        """The mean score of the candidate's frames against the sampled originals."""
+        """The weighted mean score of the candidate's frames against the originals."""
         indices = self.shown_indices(gif_blocks.read_layout(candidate))
         shown = shown_frames(candidate, indices)
-        return fmean(
+        scores = [
             reference.score(shown[index])
             for reference, index in zip(self.references, indices, strict=True)
-        )
+        ]
+        return fmean(scores, weights=self.weights)

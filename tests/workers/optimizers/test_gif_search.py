@@ -1,0 +1,50 @@
+"""The GIF level search finds the strongest level holding the target in few scores."""
+
+from __future__ import annotations
+
+import pytest
+
+from workers.optimizers.gif import FIRST_GUESS, LEVELS
+from workers.optimizers.gif_search import CONFIRMS, SLACK, predicted_search
+
+TARGET = 85.0
+
+
+def _curve(scale: float, power: float, wobble: float = 0.0):
+    """Scores of a file whose loss grows as scale * level ** power, with a
+    wobble alternating in sign from level to level as real scores do."""
+
+    def score(index: int) -> float:
+        sign = 1 if index % 2 else -1
+        return 100.0 - scale * LEVELS[index] ** power + sign * wobble
+
+    return score
+
+
+CURVES = {
+    "photo, steep": _curve(5.0, 0.55),
+    "recording, gentle": _curve(7.0, 0.14),
+    "cartoon, wobbly": _curve(0.9, 0.5, wobble=0.4),
+    "barely lossy": _curve(12.0, 0.1),
+}
+
+
+@pytest.mark.parametrize("score", CURVES.values(), ids=CURVES.keys())
+def test_finds_a_level_that_holds_near_the_best(score) -> None:
+    asked: list[int] = []
+
+    def counted(index: int) -> float:
+        asked.append(index)
+        return score(index)
+
+    found = predicted_search(LEVELS, counted, TARGET, FIRST_GUESS)
+    best = min(i for i in range(len(LEVELS)) if score(i) >= TARGET)
+    assert found is not None, "a level holds the target"
+    assert score(found) >= TARGET, "the level found holds the target"
+    assert found - best <= 2 or score(found) < TARGET + SLACK, "close to the best"
+    assert len(asked) <= CONFIRMS, f"{len(asked)} scores"
+
+
+def test_none_when_no_level_holds() -> None:
+    found = predicted_search(LEVELS, lambda index: 60.0, TARGET, FIRST_GUESS)
+    assert found is None

@@ -1,0 +1,97 @@
+"""The lossy level search for GIF: each pick predicted, then scored in full.
+
+Scoring the sampled frames of a long screen recording is most of the time spent
+on it, and a proxy over fewer frames reads a point or more off and unsteadily
+there, so every score here is a full one and the search keeps their number low
+by predicting where the target lies. The loss (100 - score) grows about as a
+power of the lossy level: one score predicts the level with the power 1/2, two
+give this file's own power, and a pick that lands within a little slack above
+the target ends the search.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+# Full scores a search may spend; how far above the target a level may score and
+# end the search; how far above the target the predictions aim, so that they
+# land inside that slack more often than below the target.
+CONFIRMS = 6
+SLACK = 0.6
+AIM = 0.25
+# The power of the level the loss grows with: assumed before a second score,
+# and the range a fitted one is held to (the scores of neighbouring levels are
+# noisy, which can make a fit from two close levels wild).
+POWER = 0.5
+POWERS = (0.2, 1.2)
+PERFECT = 100.0
+
+
+def predicted_search(
+    levels: Sequence[int],
+    score: Callable[[int], float],
+    target: float,
+    first: int,
+) -> int | None:
+    """The index of the strongest level found whose score holds `target`.
+
+    `levels` run from the strongest lossy level (the smallest output) to the
+    weakest; `score` rates the level at an index. None when no level scored
+    holds the target.
+    """
+    known: dict[int, float] = {}
+    index: int | None = first
+    for _ in range(CONFIRMS):
+        if index is None or index in known:
+            break
+        known[index] = score(index)
+        passing = [i for i, value in known.items() if value >= target]
+        best = min(passing) if passing else None
+        if best is not None and known[best] < target + SLACK:
+            break
+        index = _next(levels, known, target, best)
+    passing = [i for i, value in known.items() if value >= target]
+    return min(passing) if passing else None
+
+
+def _next(
+    levels: Sequence[int], known: dict[int, float], target: float, best: int | None
+) -> int | None:
+    """The next index to score: where the model puts the target, or between the
+    closest failing and passing indices when the model points at a known one."""
+    failing = [i for i, value in known.items() if value < target]
+    above = max(failing) if failing else -1
+    below = best if best is not None else len(levels)
+    if below - above <= 1:
+        return None
+    index = _index(levels, _level(levels, known, target + AIM))
+    if index <= above or index >= below or index in known:
+        index = (above + below) // 2
+    return min(max(index, 0), len(levels) - 1)
+
+
+def _level(levels: Sequence[int], known: dict[int, float], target: float) -> float:
+    """The level the power model puts `target` at, from the scores nearest it."""
+    points = sorted(
+        (abs(value - target), levels[i], PERFECT - value)
+        for i, value in known.items()
+        if value < PERFECT
+    )
+    if not points:
+        return float(levels[0])
+    _, level, loss = points[0]
+    power = POWER
+    if len(points) > 1:
+        _, other_level, other_loss = points[1]
+        if other_level != level and other_loss != loss:
+            fitted = math.log(other_loss / loss) / math.log(other_level / level)
+            power = min(max(fitted, POWERS[0]), POWERS[1])
+    return level * ((PERFECT - target) / max(loss, 1e-6)) ** (1 / power)
+
+
+def _index(levels: Sequence[int], level: float) -> int:
+    """The index of the strongest level at or below `level` (the weakest one past
+    the end)."""
+    weaker = [index for index, value in enumerate(levels) if value <= level]
+    return weaker[0] if weaker else len(levels) - 1
