@@ -58,32 +58,44 @@ def predicted_search(
 def _next(
     levels: Sequence[int], known: dict[int, float], target: float, best: int | None
 ) -> int | None:
-    """The next index to score: where the model puts the target, or between the
-    closest failing and passing indices when the model points at a known one."""
+    """The next index to score, None once the failing and passing ones meet.
+
+    The model is fitted to the closest failing and passing scores when both are
+    known, else to the two scores nearest the target. Where it points outside
+    the open bracket or at a known index (neighbouring levels can score a point
+    apart either way), the power 1/2 from the nearest score takes over, and then
+    the next untried level past the last failing one, or the bracket's middle.
+    """
     failing = [i for i, value in known.items() if value < target]
     above = max(failing) if failing else -1
     below = best if best is not None else len(levels)
     if below - above <= 1:
         return None
-    index = _index(levels, _level(levels, known, target + AIM))
-    if index <= above or index >= below or index in known:
-        index = (above + below) // 2
-    return min(max(index, 0), len(levels) - 1)
+    aim = target + AIM
+    if failing and best is not None:
+        fits = [above, below]
+    else:
+        fits = sorted(known, key=lambda i: abs(known[i] - aim))[:2]
+    for points in (fits, fits[:1]):
+        index = _index(levels, _level(levels, known, points, aim))
+        if above < index < below and index not in known:
+            return index
+    if best is None:
+        return above + 1
+    return (above + below) // 2
 
 
-def _level(levels: Sequence[int], known: dict[int, float], target: float) -> float:
-    """The level the power model puts `target` at, from the scores nearest it."""
-    points = sorted(
-        (abs(value - target), levels[i], PERFECT - value)
-        for i, value in known.items()
-        if value < PERFECT
-    )
-    if not points:
+def _level(
+    levels: Sequence[int], known: dict[int, float], points: list[int], target: float
+) -> float:
+    """The level the power model of the scores at `points` puts `target` at."""
+    usable = [(levels[i], PERFECT - known[i]) for i in points if known[i] < PERFECT]
+    if not usable:
         return float(levels[0])
-    _, level, loss = points[0]
+    level, loss = usable[0]
     power = POWER
-    if len(points) > 1:
-        _, other_level, other_loss = points[1]
+    if len(usable) > 1:
+        other_level, other_loss = usable[1]
         if other_level != level and other_loss != loss:
             fitted = math.log(other_loss / loss) / math.log(other_level / level)
             power = min(max(fitted, POWERS[0]), POWERS[1])
