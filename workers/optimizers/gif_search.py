@@ -103,7 +103,6 @@ def _level(
 
 
 def _index(levels: Sequence[int], level: float) -> int:
-    """The index of the strongest level at or below `level` (the weakest one past
-    the end)."""
-    weaker = [index for index, value in enumerate(levels) if value <= level]
-    return weaker[0] if weaker else len(levels) - 1
+    """The index of the level nearest `level`, in ratio."""
+    ratios = [abs(math.log(value / max(level, 1e-6))) for value in levels]
+    return ratios.index(min(ratios))
