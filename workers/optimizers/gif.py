@@ -4,7 +4,8 @@ perceptual bound.
 Lossless keeps every pixel of every frame, the timing and the loop count: the
 smaller of the input (its metadata blocks dropped) and `gifsicle -O3`. Lossy finds
 the strongest `--lossy` level whose output still scores the target, scoring a
-sample of the frames as shown, and keeps the smallest copy that holds.
+sample of the frames as shown (past 512 KiB with fewer colours as well), and keeps
+the smallest copy that holds.
 
 GIF carries little metadata: comments and XMP are kept only with `copyright`, a
 colour profile only with `icc` or when it is not sRGB, other applications' blocks
@@ -64,8 +65,9 @@ LARGE = 512 * 1024
 SEARCH_ENCODE = ["--no-interlace"]
 # Past LARGE bytes the level is also searched with fewer colours: COLOURS in each
 # quick encode, and RELAID_COLOURS applied once and laid out anew by gifsicle. On
-# the corpus's long terminal recordings each won on one of them, 6-12% smaller
-# at the same score than the level alone.
+# the corpus's two long terminal recordings the smallest copy holding the bound
+# came 4-12% smaller so; scores along the levels are jagged there (a point or
+# more from one level to the next), and each of the two has won on one of them.
 COLOURS = 128
 RELAID_COLOURS = 96
 # The score of an exact copy: what a lossy output no smaller than one counts as.
