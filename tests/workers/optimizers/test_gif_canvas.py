@@ -82,6 +82,7 @@ LAYOUTS = {
     "lossy": ("-O3", "--lossy=60"),
     "restore background": ("--disposal=bg", "-O1"),
     "restore previous": ("--disposal=previous", "-O2"),
+    "interlaced": ("--interlace", "-O2"),
 }
 
 
