@@ -1,12 +1,14 @@
 """The CPU cores of a worker, shared among its pool processes.
 
-oxipng (through rayon) and OpenCV (the metric's filters) start a thread per core
-they see. In a worker of N processes each would start one per core of the machine,
-N times over: processes fight for cores, and a second process adds little. So the
-worker gives each process its share of the cores it may use (its CPU affinity, and
-the quota of its cgroup, which is what a Kubernetes CPU limit sets), or the number
-OPTIMIZER_THREADS asks for. Each pool process applies it after the fork, before its
-first job starts any thread.
+oxipng (through rayon), OpenCV (the metric's filters) and the OpenBLAS builds
+inside numpy and OpenCV (the metric's colour matrices) start a thread per core they
+see, and OpenBLAS's threads spin while they wait for work. In a worker of N
+processes each would start one per core of the machine, N times over: processes
+fight for cores, and a second process adds little. So the worker gives each process
+its share of the cores it may use (its CPU affinity, and the quota of its cgroup,
+which is what a Kubernetes CPU limit sets), or the number OPTIMIZER_THREADS asks
+for. Each pool process applies it after the fork, before its first job starts any
+thread.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import threadpoolctl
 from celery import Celery
 from celery.signals import celeryd_after_setup, worker_process_init
 
 # rayon reads it when it first starts its threads.
 RAYON_THREADS = "RAYON_NUM_THREADS"
+# OpenBLAS and OpenMP read them when they load: children of a pool process.
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 # How the worker's main process hands the share to its pool processes.
 SHARE = "SQUEEZER_OPTIMIZER_THREADS"
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
@@ -48,7 +53,10 @@ def threads_per_process(configured: int, concurrency: int, cores: int) -> int:
 def limit_threads(threads: int) -> None:
     """Let the optimizers of this process run at most `threads` threads each."""
     os.environ[RAYON_THREADS] = str(threads)
+    for variable in BLAS_THREADS:  # for the child processes this one starts
+        os.environ[variable] = str(threads)
     cv2.setNumThreads(threads)
+    threadpoolctl.threadpool_limits(threads)
 
 
 def install(app: Celery) -> None:

@@ -25,6 +25,7 @@ from tests.benchmarks.peers import (
     missing_peers,
     select,
 )
+from workers.cores import limit_threads
 from workers.optimizers.detect import FORMATS, detect_format
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,9 +48,14 @@ def corpus_files(root: Path, formats: list[str]) -> dict[str, list[Path]]:
 
 
 def pin_to_one_core() -> int:
-    """Keep this process, and so every program it starts, on one core."""
+    """Keep this process, and so every program it starts, on one core.
+
+    Affinity binds only the calling thread and those it starts later: the
+    OpenBLAS threads numpy started on import are told to stand down instead.
+    """
     core = max(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {core})
+    limit_threads(1)
     return core
 
 

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import cv2
 import pytest
+import threadpoolctl
 from celery.signals import celeryd_after_setup, worker_process_init
 
 from storage.settings import Settings
@@ -50,7 +51,8 @@ def test_each_pool_process_takes_the_share_of_its_worker(
     monkeypatch, configured, expected
 ):
     monkeypatch.delenv(cores.SHARE, raising=False)
-    monkeypatch.delenv(cores.RAYON_THREADS, raising=False)
+    for variable in (cores.RAYON_THREADS, *cores.BLAS_THREADS):
+        monkeypatch.delenv(variable, raising=False)
     before = cv2.getNumThreads()
     settings = Settings(redis_url="redis://localhost:1/0", optimizer_threads=configured)
     app = create_celery(settings)
@@ -64,5 +66,9 @@ def test_each_pool_process_takes_the_share_of_its_worker(
         share = expected or max(1, cores.available_cores() // 2)
         assert os.environ[cores.RAYON_THREADS] == str(share)
         assert cv2.getNumThreads() == share
+        blas = threadpoolctl.threadpool_info()
+        assert blas, "numpy and OpenCV bring OpenBLAS"
+        assert {pool["num_threads"] for pool in blas} == {share}
     finally:
         cv2.setNumThreads(before)
+        threadpoolctl.threadpool_limits(os.cpu_count())
