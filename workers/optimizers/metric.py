@@ -10,6 +10,7 @@ the image on a white page) before scoring; an animation scores the mean over fra
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import cv2
@@ -157,28 +158,34 @@ class _Scale:
     and covariances do not cancel away float32's precision on flat planes. The zero
     padding makes a blur not shift-invariant near the left and right edges: `shift`
     and `shift_sq`, from the blur of a plane of ones, put the mean back there.
+    Variances are kept for `ssim_channels` alone, the channels whose SSIM counts.
     """
 
-    def __init__(self, xyb: np.ndarray) -> None:
-        self.offset = xyb.mean(axis=(1, 2), dtype=np.float64)
-        self.offset = self.offset.astype(np.float32)[:, None, None]
+    def __init__(self, xyb: np.ndarray, ssim_channels: slice | np.ndarray) -> None:
+        self.ssim_channels = ssim_channels
+        offset = xyb.mean(axis=(1, 2), dtype=np.float64)
+        self.offset = offset.astype(np.float32)[:, None, None]
         ones = np.ones((1, xyb.shape[2]), dtype=np.float32)
         weight = cv2.filter2D(ones, -1, _ROW_KERNEL, borderType=cv2.BORDER_CONSTANT)
-        self.shift = self.offset * (1.0 - weight)
-        self.shift_sq = self.offset * self.shift * weight
+        self.shift = self.offset[ssim_channels] * (1.0 - weight)
+        self.shift_sq = self.offset[ssim_channels] * self.shift * weight
         self.weighted_offset = self.offset * weight
         self.centred = xyb - self.offset
-        blurred = _blur(np.concatenate([self.centred, self.centred * self.centred]))
+        self.ssim_centred = self.centred[ssim_channels]
+        self.ssim_count = len(self.ssim_centred)
+        squares = self.ssim_centred * self.ssim_centred
+        blurred = _blur(np.concatenate([self.centred, squares]))
         self.mu_centred = blurred[:3]
-        self.variance = blurred[3:] - self.mu_centred * self.mu_centred
-        self._put_shift_back(self.variance, self.mu_centred, self.mu_centred)
+        self.ssim_mu = self.mu_centred[ssim_channels]
+        self.variance = blurred[3:] - self.ssim_mu * self.ssim_mu
+        self._put_shift_back(self.variance, self.ssim_mu, self.ssim_mu)
         mu = self.mu_centred + self.weighted_offset
         self.edges = 1.0 + np.abs(xyb - mu)
 
     def _put_shift_back(
         self, moment: np.ndarray, mu_a: np.ndarray, mu_b: np.ndarray
     ) -> None:
-        """Correct a (co)variance of centred planes where the padding reaches."""
+        """Correct a (co)variance of the SSIM channels where the padding reaches."""
         width = moment.shape[2]
         if width <= 2 * _RADIUS:
             moment += self.shift * (mu_a + mu_b) + self.shift_sq
@@ -189,38 +196,36 @@ class _Scale:
                 + self.shift_sq[:, :, edge]
             )
 
+    def planes_to_blur(self, xyb: np.ndarray) -> np.ndarray:
+        """The distorted planes less the offset, then for the SSIM channels their
+        squares and their products with the original's, written in place."""
+        count = self.ssim_count
+        planes = np.empty((3 + 2 * count, *xyb.shape[1:]), dtype=np.float32)
+        centred = np.subtract(xyb, self.offset, out=planes[:3])
+        ssim_centred = centred[self.ssim_channels]
+        np.multiply(ssim_centred, ssim_centred, out=planes[3 : 3 + count])
+        np.multiply(self.ssim_centred, ssim_centred, out=planes[3 + count :])
+        return planes
+
     def compare(self, xyb: np.ndarray, blurred: np.ndarray) -> np.ndarray:
         """The (channel, norm, term) averages of a distorted scale against this one.
 
-        `blurred` holds the blurs of the distorted planes less the offset, of their
-        squares, and of their products with the original's. Rows are taken in
-        chunks, so that the dozen elementwise steps run in cache.
+        `blurred` holds the blurs of `planes_to_blur`. Rows are taken in chunks,
+        so that the dozen elementwise steps run in cache. The SSIM of a channel
+        outside `ssim_channels` weighs nothing and is left at zero.
         """
         _, height, width = xyb.shape
+        count = self.ssim_count
         sums = np.zeros((3, 6))
         step = max(1, _CHUNK_ELEMENTS // width)
         for top in range(0, height, step):
             rows = slice(top, top + step)
-            mu1 = self.mu_centred[:, rows]
             mu2 = blurred[:3, rows]
-            covariance = blurred[6:, rows] - mu1 * mu2
-            self._put_shift_back(covariance, mu1, mu2)
-            variance = blurred[3:6, rows] - mu2 * mu2
-            self._put_shift_back(variance, mu2, mu2)
-            num_s = covariance
-            num_s *= 2.0
-            num_s += _C2
-            # Summed in the order of num_s, so that identical planes give exactly 1.
-            denom_s = variance
-            denom_s += self.variance[:, rows]
-            denom_s += _C2
-            num_m = mu1 - mu2
-            np.square(num_m, out=num_m)
-            np.subtract(1.0, num_m, out=num_m)
-            num_m *= num_s
-            num_m /= denom_s
-            ssim = np.subtract(1.0, num_m, out=num_m)
-            np.maximum(ssim, 0.0, out=ssim)
+            ssim = self._ssim(blurred[:, rows], rows, count)
+            sums[self.ssim_channels, 0] += ssim.sum(axis=(1, 2))
+            np.square(ssim, out=ssim)
+            np.square(ssim, out=ssim)
+            sums[self.ssim_channels, 1] += ssim.sum(axis=(1, 2))
             mu2 = mu2 + self.weighted_offset
             ratio = np.abs(xyb[:, rows] - mu2, out=mu2)
             ratio += 1.0
@@ -228,7 +233,7 @@ class _Scale:
             ratio -= 1.0
             artifact = np.maximum(ratio, 0.0)
             detail = np.maximum(-ratio, 0.0, out=ratio)
-            for column, values in enumerate((ssim, artifact, detail)):
+            for column, values in enumerate((artifact, detail), start=1):
                 sums[:, 2 * column] += values.sum(axis=(1, 2))
                 np.square(values, out=values)
                 np.square(values, out=values)
@@ -236,6 +241,29 @@ class _Scale:
         means = sums / (height * width)
         means[:, 1::2] **= 0.25
         return means.reshape(3, 3, 2).transpose(0, 2, 1)
+
+    def _ssim(self, blurred: np.ndarray, rows: slice, count: int) -> np.ndarray:
+        """1 - SSIM, at least 0, of the SSIM channels in a chunk of rows."""
+        mu1 = self.ssim_mu[:, rows]
+        mu2 = blurred[self.ssim_channels]
+        covariance = blurred[3 + count :] - mu1 * mu2
+        self._put_shift_back(covariance, mu1, mu2)
+        variance = blurred[3 : 3 + count] - mu2 * mu2
+        self._put_shift_back(variance, mu2, mu2)
+        num_s = covariance
+        num_s *= 2.0
+        num_s += _C2
+        # Summed in the order of num_s, so that identical planes give exactly 1.
+        denom_s = variance
+        denom_s += self.variance[:, rows]
+        denom_s += _C2
+        num_m = mu1 - mu2
+        np.square(num_m, out=num_m)
+        np.subtract(1.0, num_m, out=num_m)
+        num_m *= num_s
+        num_m /= denom_s
+        ssim = np.subtract(1.0, num_m, out=num_m)
+        return np.maximum(ssim, 0.0, out=ssim)
 
 
 def _pyramid(pixels: np.ndarray) -> list[np.ndarray]:
@@ -251,10 +279,37 @@ def _pyramid(pixels: np.ndarray) -> list[np.ndarray]:
     return planes
 
 
+def _weights(scales: int) -> np.ndarray:
+    """The (channel, scale, norm, term) weights of an image with `scales` scales."""
+    # Like the reference, fewer scales take the leading weights, not each scale's own.
+    return _WEIGHTS.reshape(-1)[: 3 * scales * 2 * 3].reshape(3, scales, 2, 3)
+
+
+@functools.cache
+def _ssim_channels(scales: int) -> tuple[slice | np.ndarray, ...]:
+    """The channels whose SSIM terms weigh anything, at each of `scales` scales.
+
+    The others need no variance or covariance blurred, only the mean the edge
+    terms use: at the finest of six scales, three-quarters of the work, only Y's
+    SSIM counts.
+    """
+    weights = _weights(scales)
+    return tuple(
+        _channels(np.flatnonzero(weights[:, scale, :, 0].any(axis=1)))
+        for scale in range(scales)
+    )
+
+
+def _channels(chosen: np.ndarray) -> slice | np.ndarray:
+    """A run of neighbouring channels as a slice, which picks views, not copies."""
+    if len(chosen) and chosen[-1] - chosen[0] == len(chosen) - 1:
+        return slice(int(chosen[0]), int(chosen[-1]) + 1)
+    return chosen
+
+
 def _final_score(terms: np.ndarray) -> float:
     """Map weighted (channel, scale, norm, term) averages to the 0-100 score."""
-    # Like the reference, fewer scales take the leading weights, not each scale's own.
-    weights = _WEIGHTS.reshape(-1)[: terms.size].reshape(terms.shape)
+    weights = _weights(terms.shape[1])
     raw = float(np.sum(weights * np.abs(terms))) * 0.9562382616834844
     raw = (
         2.326765642916932 * raw
@@ -274,7 +329,11 @@ class Reference:
 
     def __init__(self, pixels: np.ndarray) -> None:
         self.shape = pixels.shape
-        self._scales = [_Scale(planes) for planes in _pyramid(pixels)]
+        pyramid = _pyramid(pixels)
+        channels = _ssim_channels(len(pyramid))
+        self._scales = [
+            _Scale(planes, channels[index]) for index, planes in enumerate(pyramid)
+        ]
 
     def score(self, pixels: np.ndarray) -> float:
         """SSIMULACRA2 of `pixels` (same shape as the original) against the original."""
@@ -283,13 +342,7 @@ class Reference:
         distorted = _pyramid(pixels)
         terms = np.zeros((3, len(self._scales), 2, 3))
         for index, (ref, xyb) in enumerate(zip(self._scales, distorted, strict=True)):
-            # The nine planes to blur, written in place: the distorted planes less
-            # the offset, their squares, their products with the original's.
-            planes = np.empty((9, *xyb.shape[1:]), dtype=np.float32)
-            centred = np.subtract(xyb, ref.offset, out=planes[:3])
-            np.multiply(centred, centred, out=planes[3:6])
-            np.multiply(ref.centred, centred, out=planes[6:])
-            blurred = _blur(planes)
+            blurred = _blur(ref.planes_to_blur(xyb))
             terms[:, index] = ref.compare(xyb, blurred)
         return _final_score(terms)
 
