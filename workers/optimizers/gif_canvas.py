@@ -32,8 +32,9 @@ _COLOUR_BITS = np.uint32(0x00FFFFFF)
 
 
 @dataclass(frozen=True)
-class _Image:
-    """One frame's image block: its rectangle, colours and compressed pixels."""
+class FrameImage:
+    """One frame's image block: its rectangle, colours and compressed pixels, and
+    where those (from the LZW code size to the block's end) lie in the file."""
 
     box: tuple[int, int, int, int]
     palette: np.ndarray
@@ -43,6 +44,7 @@ class _Image:
     interlaced: bool
     code_size: int
     pixels: bytes
+    span: tuple[int, int]
 
 
 def shown_frames(data: bytes, indices: list[int]) -> dict[int, np.ndarray] | None:
@@ -54,7 +56,7 @@ def shown_frames(data: bytes, indices: list[int]) -> dict[int, np.ndarray] | Non
     layout = gif_blocks.read_layout(data)
     if layout.canvas != (layout.width, layout.height):
         return None
-    images = _images(data, layout)
+    images = frame_images(data, layout)
     if images is None:
         return None
     # Pillow reads the background colour only beside a global colour table.
@@ -63,7 +65,7 @@ def shown_frames(data: bytes, indices: list[int]) -> dict[int, np.ndarray] | Non
 
 
 def _compose(
-    images: list[_Image],
+    images: list[FrameImage],
     size: tuple[int, int],
     background: int,
     indices: list[int],
@@ -82,7 +84,7 @@ def _compose(
     fill = first.transparency if first.transparency is not None else 0
     indexed = np.full((height, width), fill, dtype=np.uint8)
     left, top, right, bottom = first.box
-    indexed[top:bottom, left:right] = _decoded(first)
+    indexed[top:bottom, left:right] = colour_indices(first)
     canvas = np.take(_words(first), indexed)
     has_alpha = first.transparency is not None
     shown = {0: _over_white(canvas, has_alpha)} if 0 in wanted else {}
@@ -96,7 +98,7 @@ def _compose(
         disposal = image.disposal or disposal
         pending = _disposed(image, disposal, canvas, background)
         left, top, right, bottom = image.box
-        pixels = _decoded(image)
+        pixels = colour_indices(image)
         words = np.take(_words(image), pixels)
         area = canvas[top:bottom, left:right]
         if image.transparency is None:
@@ -109,7 +111,7 @@ def _compose(
 
 
 def _first_disposed(
-    first: _Image, background: int
+    first: FrameImage, background: int
 ) -> tuple[tuple[int, int, int, int], np.ndarray | np.uint32] | None:
     """What the first frame's rectangle turns into: Pillow has no canvas yet to
     restore, so "previous" clears to the transparent colour when there is one."""
@@ -124,7 +126,7 @@ def _first_disposed(
 
 
 def _disposed(
-    image: _Image, disposal: int, canvas: np.ndarray, background: int
+    image: FrameImage, disposal: int, canvas: np.ndarray, background: int
 ) -> tuple[tuple[int, int, int, int], np.ndarray | np.uint32] | None:
     """What the frame's rectangle turns into before the next frame, if anything.
 
@@ -146,7 +148,7 @@ def _disposed(
     return None
 
 
-def _words(image: _Image) -> np.ndarray:
+def _words(image: FrameImage) -> np.ndarray:
     """The frame's colours as packed RGBA words, its transparent colour clear."""
     rgba = np.full((256, 4), 255, dtype=np.uint8)
     rgba[:, :3] = image.palette
@@ -164,7 +166,7 @@ def _over_white(canvas: np.ndarray, has_alpha: bool) -> np.ndarray:
     return shown
 
 
-def _decoded(image: _Image) -> np.ndarray:
+def colour_indices(image: FrameImage) -> np.ndarray:
     """The colour indices of a frame's rectangle, by Pillow's LZW decoder."""
     left, top, right, bottom = image.box
     try:
@@ -194,7 +196,7 @@ def _palette(table: bytes) -> np.ndarray | None:
     return padded
 
 
-def _images(data: bytes, layout: gif_blocks.Layout) -> list[_Image] | None:
+def frame_images(data: bytes, layout: gif_blocks.Layout) -> list[FrameImage] | None:
     """Every image block with what drawing it takes; None without a colour table
     or with one Pillow reads as greyscale."""
     global_palette, global_colours = None, 0
@@ -229,7 +231,7 @@ def _images(data: bytes, layout: gif_blocks.Layout) -> list[_Image] | None:
             if control[0] & 1:
                 transparency = control[3]
         images.append(
-            _Image(
+            FrameImage(
                 (left, top, left + width, top + height),
                 palette,
                 colours,
@@ -238,6 +240,7 @@ def _images(data: bytes, layout: gif_blocks.Layout) -> list[_Image] | None:
                 bool(packed & 0x40),
                 data[offset],
                 data[offset + 1 : block.end],
+                (offset, block.end),
             )
         )
         control = None
