@@ -132,6 +132,7 @@ def still_search(
     stride: int = 2,
     slope: float | None = None,
     mosaic: Mosaic = proxy_of,
+    worth_encoding: Callable[[bytes], bool] | None = None,
 ) -> Found[Setting] | None:
     """The first of `settings` whose encoding of `image` scores `target` or more.
 
@@ -142,7 +143,8 @@ def still_search(
     `mosaic` makes the proxy, or None to search the image whole. With
     `size_to_beat`, a large image whose output is estimated (from a few tiles at
     the setting the proxy picks) to come out well above it is given up early,
-    before the full-size original is even prepared for scoring.
+    before the full-size original is even prepared for scoring. So is any image
+    whose proxy output at that setting `worth_encoding` turns down.
     """
     indices = list(range(len(settings)))
     proxy_image = mosaic(image)
@@ -160,6 +162,12 @@ def still_search(
         indices, proxy, target, start=start, stride=stride, slope=slope
     )
     index = len(settings) - 1 if index is None else index
+    if (
+        worth_encoding is not None
+        and index in proxy.outputs
+        and not worth_encoding(proxy.outputs[index][0])
+    ):
+        return None
     if (
         size_to_beat is not None
         and image.width * image.height > _ESTIMATE_FROM

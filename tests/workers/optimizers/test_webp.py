@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from workers.optimizers import webpriff
+from workers.optimizers import webp, webpriff
 from workers.optimizers.base import Limits, Options
 from workers.optimizers.errors import CorruptFile, LimitExceeded
 from workers.optimizers.metric import ssimulacra2
@@ -421,3 +421,79 @@ def test_a_repack_keeps_the_image_chunks_and_flags_what_it_holds(
     if found[0].tag == b"VP8X":
         assert bool(found[0].payload[0] & 0x10) is alpha, "VP8X alpha flag"
     assert np.array_equal(frames_rgba(data)[0], frames_rgba(repacked)[0])
+
+
+# Qualities in pairs, a coarser and a finer one.
+QUALITY_PAIRS = [(0, 20), (20, 50), (50, 75), (75, 90), (90, 100)]
+
+
+@pytest.mark.parametrize(("coarser", "finer"), QUALITY_PAIRS)
+def test_the_quantizer_read_follows_the_quality_coded_at(
+    coarser: int, finer: int
+) -> None:
+    picture = gradient(256, 256)
+
+    low = webpriff.quantizer(webp_bytes(picture, quality=coarser))
+    high = webpriff.quantizer(webp_bytes(picture, quality=finer))
+
+    assert low is not None
+    assert high is not None
+    assert low > high, f"q {coarser} reads {low}, q {finer} reads {high}"
+
+
+def test_the_quantizer_spans_vp8s_whole_range() -> None:
+    picture = gradient(256, 256)
+
+    assert webpriff.quantizer(webp_bytes(picture, quality=0)) == 127, "coarsest"
+    assert webpriff.quantizer(webp_bytes(picture, quality=100)) == 0, "finest"
+    assert webpriff.quantizer(corpus("sharp_4.webp")) == 41, "a file found"
+
+
+NO_QUANTIZER = [
+    ("lossless", lambda: webp_bytes(gradient(), lossless=True)),
+    ("animation", lambda: animation()[0]),
+    (
+        "start code broken",
+        lambda: riff((b"VP8 ", b"\0" * 3 + b"\x9d\x01\x2b" + b"\0" * 8)),
+    ),
+    ("inter frame", lambda: riff((b"VP8 ", b"\x01\0\0\x9d\x01\x2a" + b"\0" * 8))),
+]
+
+
+@pytest.mark.parametrize(
+    "make", [row[1] for row in NO_QUANTIZER], ids=[row[0] for row in NO_QUANTIZER]
+)
+def test_no_quantizer_is_read_where_no_lossy_still_is(make) -> None:
+    assert webpriff.quantizer(make()) is None
+
+
+def test_a_header_cut_short_reads_as_zeros_without_raising() -> None:
+    whole = webp_bytes(gradient(256, 256), quality=50)
+    frame = next(c for c in webpriff.chunks(whole) if c.tag == b"VP8 ").payload
+
+    value = webpriff.quantizer(riff((b"VP8 ", frame[:12])))
+
+    assert value is not None
+    assert 0 <= value <= 127, "a quantizer index"
+
+
+def test_an_original_coded_coarser_than_the_target_needs_is_kept_unencoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with Image.open(CORPUS / "kodak" / "kodim13.png") as photo:
+        picture = photo.convert("RGB")
+    data = webp_bytes(picture, quality=50)
+    sizes = []
+    encode = webp.encode
+
+    def counted(image: Image.Image, *rest: object) -> bytes:
+        sizes.append(image.size)
+        return encode(image, *rest)
+
+    monkeypatch.setattr(webp, "encode", counted)
+
+    result = optimize(data, Options())
+
+    assert result.data == data, "the original, as it was"
+    assert sizes, "a search ran"
+    assert picture.size not in sizes, "no full-size encode was paid for"
