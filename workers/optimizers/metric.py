@@ -112,10 +112,19 @@ def _xyb(linear: np.ndarray) -> np.ndarray:
     np.maximum(mixed, 0.0, out=mixed)
     mixed = cv2.pow(mixed.reshape(3 * h, w), 1.0 / 3.0).reshape(3, h, w)
     mixed -= _CBRT_BIAS
-    x = (mixed[0] - mixed[1]) * np.float32(0.5 * 14.0) + np.float32(0.42)
-    y = (mixed[0] + mixed[1]) * np.float32(0.5)
-    b = mixed[2] - y + np.float32(0.55)
-    return np.stack([x, y + np.float32(0.01), b])
+    m0, m1, m2 = mixed
+    # Written plane by plane into one array, in the order of the formulas.
+    xyb = np.empty((3, h, w), dtype=np.float32)
+    x, y, b = xyb
+    np.subtract(m0, m1, out=x)
+    x *= np.float32(0.5 * 14.0)
+    x += np.float32(0.42)
+    np.add(m0, m1, out=y)
+    y *= np.float32(0.5)
+    np.subtract(m2, y, out=b)
+    b += np.float32(0.55)
+    y += np.float32(0.01)
+    return xyb
 
 
 def _blur(planes: np.ndarray) -> np.ndarray:
