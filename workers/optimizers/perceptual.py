@@ -132,7 +132,8 @@ def still_search(
     stride: int = 2,
     slope: float | None = None,
     mosaic: Mosaic = proxy_of,
-    worth_encoding: Callable[[bytes], bool] | None = None,
+    gains_nothing: Callable[[bytes], bool] | None = None,
+    close: float = 0.0,
 ) -> Found[Setting] | None:
     """The first of `settings` whose encoding of `image` scores `target` or more.
 
@@ -143,29 +144,48 @@ def still_search(
     `mosaic` makes the proxy, or None to search the image whole. With
     `size_to_beat`, a large image whose output is estimated (from a few tiles at
     the setting the proxy picks) to come out well above it is given up early,
-    before the full-size original is even prepared for scoring. So is any image
-    whose proxy output at that setting `worth_encoding` turns down.
+    before the full-size original is even prepared for scoring. `gains_nothing`
+    tells from an output whether neither its setting nor any above it can come
+    out smaller than the original; the search gives up as soon as a setting
+    known to fail, or the one the proxy picks, is such. A full-size pass closer
+    than `close` to the target ends the search (see `calibrated`).
     """
     indices = list(range(len(settings)))
     proxy_image = mosaic(image)
     if proxy_image is None:
         whole = _Scored(image, settings, encode, decode)
-        index = first_passing(
-            indices, whole, target, start=start, stride=stride, slope=slope
-        )
+        try:
+            index = first_passing(
+                indices,
+                whole.giving_up(target, gains_nothing),
+                target,
+                start=start,
+                stride=stride,
+                slope=slope,
+            )
+        except _NoGain:
+            return None
         if index is None:
             return None
         data, value = whole.outputs[index]
         return Found(settings[index], data, value, 0, len(whole.outputs))
     proxy = _Scored(proxy_image, settings, encode, decode)
-    index = first_passing(
-        indices, proxy, target, start=start, stride=stride, slope=slope
-    )
+    try:
+        index = first_passing(
+            indices,
+            proxy.giving_up(target, gains_nothing),
+            target,
+            start=start,
+            stride=stride,
+            slope=slope,
+        )
+    except _NoGain:
+        return None
     index = len(settings) - 1 if index is None else index
     if (
-        worth_encoding is not None
+        gains_nothing is not None
         and index in proxy.outputs
-        and not worth_encoding(proxy.outputs[index][0])
+        and gains_nothing(proxy.outputs[index][0])
     ):
         return None
     if (
@@ -186,7 +206,7 @@ def still_search(
         data = encoded.pop(at, None) or encode(image, settings[at])
         return data, reference.score_image(decode(data))
 
-    found = calibrated(settings, index, proxy, full, target, size_to_beat)
+    found = calibrated(settings, index, proxy, full, target, size_to_beat, close=close)
     return None if found is None else replace(found, proxy_trials=len(proxy.outputs))
 
 
@@ -198,6 +218,7 @@ def calibrated(
     target: float,
     size_to_beat: int | None = None,
     confirms: int = _CONFIRMS,
+    close: float = 0.0,
 ) -> Found[Setting] | None:
     """Confirm at full size from `index`, moving the aim by the proxy's error.
 
@@ -207,8 +228,9 @@ def calibrated(
     highest setting known to miss and the lowest known to pass, and tells the
     proxy's error, from which the next setting is predicted inside the bracket.
     The search ends when the prediction is the lowest pass already known, when a
-    miss is already no smaller than `size_to_beat`, or after `confirms` full
-    outputs. The cheapest pass wins.
+    pass holds the target by less than `close` (less than a setting's rise, so
+    that the setting below would miss), when a miss is already no smaller than
+    `size_to_beat`, or after `confirms` full outputs. The cheapest pass wins.
     """
     passing: dict[int, tuple[bytes, float]] = {}
     confirmed: list[tuple[float, float]] = []
@@ -218,6 +240,8 @@ def calibrated(
         confirmed.append((proxy(index), value))
         if value >= target:
             passing[index] = data, value
+            if value - target < close:
+                break
         else:
             failing = max(failing, index)
             if size_to_beat is not None and len(data) >= size_to_beat:
@@ -259,6 +283,10 @@ def _aim(confirmed: list[tuple[float, float]], target: float) -> float:
     return proxy_score + (target - value) / slope
 
 
+class _NoGain(Exception):
+    """A failing setting shows that no setting above it can gain anything."""
+
+
 class _Scored:
     """Each setting's output on one image and its score, each encoded once."""
 
@@ -281,6 +309,21 @@ class _Scored:
             data = self.encode(self.image, self.settings[index])
             self.outputs[index] = data, self.reference.score_image(self.decode(data))
         return self.outputs[index][1]
+
+    def giving_up(
+        self, target: float, gains_nothing: Callable[[bytes], bool] | None
+    ) -> Callable[[int], float]:
+        """These scores, raising _NoGain at a miss whose output gains nothing."""
+        if gains_nothing is None:
+            return self
+
+        def score(index: int) -> float:
+            value = self(index)
+            if value < target and gains_nothing(self.outputs[index][0]):
+                raise _NoGain
+            return value
+
+        return score
 
 
 def _estimated_size(

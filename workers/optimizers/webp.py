@@ -41,6 +41,23 @@ QUALITIES = tuple(range(20, 101))
 FIRST_GUESS = QUALITIES.index(72)
 SCORE_SLOPE = 0.4
 LONGEST_STEP = 16
+# A lossless original (a photograph kept exact, a graphic) has no coding noise
+# to hide artifacts in: the Kodak set's hold the target at q 84 to 92, 88 in
+# the middle, where their search starts (about as many scores as from 72; a
+# graphic that needs q 100 finds it a score sooner).
+LOSSLESS_SOURCE_GUESS = QUALITIES.index(88)
+# A lossy opaque original re-encoded at its own quality loses little: the
+# search starts INPUT_MARGIN below that quality (where higher than 72). Eight
+# Kodak images coded at q 85, 90 and 95 are searched so to the same qualities
+# with 126 proxy scores instead of 133 from 72 (130 from 2 below, 128 from 4).
+INPUT_MARGIN = 3
+# libwebp's quantizer for its busiest segment follows 127 * (1 - c ** EXPONENT),
+# c the compression factor of a quality (VP8SetSegmentParams), EXPONENT that of
+# the segment farthest from the mean at the default spatial noise shaping.
+_SNS_EXPONENT = 1 + 0.9 * 50 / 100 / 128 * 127
+# A full-size pass within half a quality step's score (SCORE_SLOPE / 2) of the
+# target ends the search: the quality below it would miss.
+CLOSE_ENOUGH = SCORE_SLOPE / 2
 # libwebp effort for lossy stills: 5 costs a fifth more time than cwebp's 4 and
 # reaches the target where 4 cannot (flat colour with sharp edges), 3% smaller.
 LOSSY_METHOD = 5
@@ -140,7 +157,10 @@ def _still_lossy(
     coarsest = None
     if to_beat is not None and "A" not in pixels.mode:
         coarsest = webpriff.quantizer(data)
-    found = lossy_still(pixels, metadata, to_beat, coarsest)
+    start = LOSSLESS_SOURCE_GUESS if lossless_source else FIRST_GUESS
+    if coarsest is not None:
+        start = max(start, QUALITIES.index(quality_of(coarsest)) - INPUT_MARGIN)
+    found = lossy_still(pixels, metadata, to_beat, coarsest, start)
     if found is not None:
         candidates.append(Candidate(found.data, pixels.size, found.score))
     if not candidates or (lossless_source and not far_below(found, to_beat)):
@@ -238,20 +258,22 @@ def lossy_still(
     metadata: imaging.Metadata,
     size_to_beat: int | None,
     input_quantizer: int | None = None,
+    start: int = FIRST_GUESS,
 ) -> Found[int] | None:
     """The lowest quality whose WebP of `pixels` holds TARGET, or None.
 
-    None also when a large image is estimated to come out well above
-    `size_to_beat` before it is encoded whole, and when the quality the proxy
-    picks quantizes more finely than `input_quantizer`, the coarsest quantizer
-    of the lossy original these pixels were decoded from (see finer_than).
+    The search starts from the index `start` of QUALITIES. None also when a
+    large image is estimated to come out well above `size_to_beat` before it
+    is encoded whole, and as soon as the quality found or one known to miss
+    quantizes more finely than `input_quantizer`, the coarsest quantizer of
+    the lossy original these pixels were decoded from (see finer_than).
     """
 
     def encode_at(image: Image.Image, quality: int) -> bytes:
         return encode(image, metadata, lossy_settings(quality))
 
-    def worth_encoding(proxy_output: bytes) -> bool:
-        return not finer_than(proxy_output, input_quantizer)
+    def gains_nothing(output: bytes) -> bool:
+        return finer_than(output, input_quantizer)
 
     return still_search(
         pixels,
@@ -260,11 +282,12 @@ def lossy_still(
         decode_still,
         TARGET,
         size_to_beat,
-        start=FIRST_GUESS,
+        start=start,
         stride=LONGEST_STEP,
         slope=SCORE_SLOPE,
         mosaic=block_mosaic,
-        worth_encoding=None if input_quantizer is None else worth_encoding,
+        gains_nothing=None if input_quantizer is None else gains_nothing,
+        close=CLOSE_ENOUGH,
     )
 
 
@@ -281,6 +304,20 @@ def finer_than(output: bytes, input_quantizer: int | None) -> bool:
         return False
     ours = webpriff.quantizer(output)
     return ours is not None and ours < input_quantizer
+
+
+def libwebp_quantizer(quality: int) -> int:
+    """The quantizer index libwebp codes the busiest segment of a still with."""
+    fraction = quality / 100
+    linear = fraction * 2 / 3 if fraction < 0.75 else 2 * fraction - 1
+    compression = linear ** (1 / 3)
+    return min(max(int(127 * (1 - compression**_SNS_EXPONENT)), 0), 127)
+
+
+def quality_of(quantizer: int) -> int:
+    """The highest of QUALITIES that libwebp codes as coarsely as `quantizer`."""
+    coarse = [q for q in QUALITIES if libwebp_quantizer(q) >= quantizer]
+    return max(coarse, default=QUALITIES[0])
 
 
 def lossless_still(pixels: Image.Image, metadata: imaging.Metadata) -> bytes:

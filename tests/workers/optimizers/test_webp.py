@@ -497,3 +497,22 @@ def test_an_original_coded_coarser_than_the_target_needs_is_kept_unencoded(
     assert result.data == data, "the original, as it was"
     assert sizes, "a search ran"
     assert picture.size not in sizes, "no full-size encode was paid for"
+
+
+@pytest.mark.parametrize("quality", [20, 35, 50, 65, 72, 75, 80, 85, 90, 95, 100])
+def test_libwebps_quantizer_is_predicted_for_a_quality(quality: int) -> None:
+    coded = webp_bytes(gradient(256, 256), quality=quality, method=5)
+
+    assert webpriff.quantizer(coded) == webp.libwebp_quantizer(quality)
+
+
+@pytest.mark.parametrize("quantizer", [0, 6, 20, 33, 36, 41, 64, 78, 127])
+def test_quality_of_a_quantizer_is_the_highest_that_codes_as_coarsely(
+    quantizer: int,
+) -> None:
+    quality = webp.quality_of(quantizer)
+
+    if quality > 20:
+        assert webp.libwebp_quantizer(quality) >= quantizer, "as coarse"
+    if quality < 100:
+        assert webp.libwebp_quantizer(quality + 1) < quantizer, "the next is finer"
