@@ -179,17 +179,22 @@ class _Scale:
         self.shift = self.offset[ssim_channels] * (1.0 - weight)
         self.shift_sq = self.offset[ssim_channels] * self.shift * weight
         self.weighted_offset = self.offset * weight
-        self.centred = xyb - self.offset
+        # The planes to blur, written in place: centred, then squares.
+        self.ssim_count = len(self.offset[ssim_channels])
+        planes = np.empty((3 + self.ssim_count, *xyb.shape[1:]), dtype=np.float32)
+        self.centred = np.subtract(xyb, self.offset, out=planes[:3])
         self.ssim_centred = self.centred[ssim_channels]
-        self.ssim_count = len(self.ssim_centred)
-        squares = self.ssim_centred * self.ssim_centred
-        blurred = _blur(np.concatenate([self.centred, squares]))
+        np.multiply(self.ssim_centred, self.ssim_centred, out=planes[3:])
+        blurred = _blur(planes)
         self.mu_centred = blurred[:3]
         self.ssim_mu = self.mu_centred[ssim_channels]
         self.variance = blurred[3:] - self.ssim_mu * self.ssim_mu
         self._put_shift_back(self.variance, self.ssim_mu, self.ssim_mu)
-        mu = self.mu_centred + self.weighted_offset
-        self.edges = 1.0 + np.abs(xyb - mu)
+        edges = np.add(self.mu_centred, self.weighted_offset)
+        np.subtract(xyb, edges, out=edges)
+        np.abs(edges, out=edges)
+        edges += 1.0
+        self.edges = edges
 
     def _put_shift_back(
         self, moment: np.ndarray, mu_a: np.ndarray, mu_b: np.ndarray
