@@ -79,7 +79,8 @@ RELAID_COLOURS = 96
 # tolerance lost more score than it saved bytes.
 TOLERANCES = (40, 32, 26, 21, 17, 14, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
 FIRST_TOLERANCE = TOLERANCES.index(8)
-# The score of an exact copy: what a lossy output no smaller than one counts as.
+# What a copy no smaller than the best so far (the exact one to begin with)
+# counts as without a score: it cannot win, and the best one holds.
 EXACT_SCORE = 100.0
 
 
@@ -147,10 +148,12 @@ class GifOptimizer:
         Candidates are scored against the frames of `reference`, whose pixels
         `base` holds. The level is searched on quick encodes, which keep the
         frames as `base` lays them out (so `base` is the smaller of the input and
-        gifsicle's layout). Past LARGE bytes it is searched with fewer colours too,
-        and the smallest pick encoded with gifsicle's frame optimization is kept
-        when it is smaller still and holds. An output no smaller than `base`
-        counts as holding: `base` holds, and is kept instead.
+        gifsicle's layout); then the tolerance of frame differencing; past LARGE
+        bytes the level with fewer colours too, and the smallest pick encoded
+        with gifsicle's frame optimization is kept when it is smaller still and
+        holds. Each search after the first scores only what would be smaller
+        than the best copy so far: a copy no smaller counts as holding, since
+        that best one holds and is kept instead (`base` to begin with).
         """
         scorer = FrameScorer(
             reference,
@@ -159,24 +162,27 @@ class GifOptimizer:
             BENCHMARK_FRAMES,
             STILL,
         )
-        starts: list[tuple[bytes, list[str]]] = [(base, [])]
+        held: list[tuple[bytes, list[str], bytes]] = []
+
+        def keep(choice: tuple[bytes, list[str], bytes] | None) -> None:
+            if choice is not None and len(choice[2]) < bound():
+                held.append(choice)
+
+        def bound() -> int:
+            return min([len(base), *(len(choice[2]) for choice in held)])
+
+        keep(self._level(base, [], bound(), scorer, deadline))
+        keep(self._tolerance(base, bound(), scorer, deadline))
         if len(base) > LARGE:
-            starts.append((base, ["--colors", str(COLOURS)]))
-            starts += self._relaid(base, scorer, deadline)
-        found = [
-            self._level(start, colours, len(base), scorer, deadline)
-            for start, colours in starts
-        ]
-        held = [choice for choice in found if choice is not None]
-        bound = min([len(base), *(len(choice[2]) for choice in held)])
-        tolerant = self._tolerance(base, bound, scorer, deadline)
-        if tolerant is not None:
-            held.append(tolerant)
+            keep(
+                self._level(base, ["--colors", str(COLOURS)], bound(), scorer, deadline)
+            )
+            relaid = self._relaid(base, bound(), scorer, deadline)
+            if relaid is not None:
+                keep(self._level(relaid, [], bound(), scorer, deadline))
         if not held:
             return None
         start, arguments, data = min(held, key=lambda choice: len(choice[2]))
-        if len(data) >= len(base):
-            return None
         if len(base) <= LARGE or not arguments:
             return data
         optimized = gifsicle(start, [*OPTIMIZE_LARGE, *arguments], deadline)
@@ -185,28 +191,28 @@ class GifOptimizer:
         return data
 
     def _relaid(
-        self, base: bytes, scorer: FrameScorer, deadline: Deadline
-    ) -> list[tuple[bytes, list[str]]]:
+        self, base: bytes, bound: int, scorer: FrameScorer, deadline: Deadline
+    ) -> bytes | None:
         """`base` on RELAID_COLOURS colours and laid out anew, if that alone holds
-        the target: the start of a further search."""
+        the target under `bound` bytes: the start of a further search."""
         arguments = [*OPTIMIZE_LARGE, "--colors", str(RELAID_COLOURS)]
         relaid = gifsicle(base, arguments, deadline)
-        if len(relaid) < len(base) and scorer.score(relaid) >= self.target:
-            return [(relaid, [])]
-        return []
+        if len(relaid) < bound and scorer.score(relaid) >= self.target:
+            return relaid
+        return None
 
     def _level(
         self,
         start: bytes,
         colours: list[str],
-        exact_size: int,
+        bound: int,
         scorer: FrameScorer,
         deadline: Deadline,
     ) -> tuple[bytes, list[str], bytes] | None:
         """The strongest lossy level found to hold the target from `start` with
         these colour arguments: `start`, the arguments with the level, and their
-        quick encode; None if none holds. An encode no smaller than the exact
-        copy's `exact_size` counts as holding, and is dropped later."""
+        quick encode; None if none holds. An encode of `bound` bytes or more
+        counts as holding without a score, and is dropped later."""
         encoded: dict[int, bytes] = {}
 
         def encode(index: int) -> bytes:
@@ -217,7 +223,7 @@ class GifOptimizer:
 
         def score(index: int) -> float:
             data = encode(index)
-            return EXACT_SCORE if len(data) >= exact_size else scorer.score(data)
+            return EXACT_SCORE if len(data) >= bound else scorer.score(data)
 
         found = predicted_search(LEVELS, score, self.target, FIRST_GUESS)
         if found is None:
@@ -228,11 +234,11 @@ class GifOptimizer:
         self, base: bytes, bound: int, scorer: FrameScorer, deadline: Deadline
     ) -> tuple[bytes, list[str], bytes] | None:
         """`base` with the pixels that barely change made transparent, at the
-        strongest tolerance found to hold the target, as a level's choice with
-        no arguments; None if none holds under `bound` bytes.
+        strongest tolerance found to hold the target, laid out by gifsicle, as a
+        level's choice with no arguments; None if none holds under `bound` bytes.
 
         Each tolerance is laid out by gifsicle before its size is compared: its
-        frame optimization and LZW keep every pixel, and come 2-5% smaller than
+        frame optimization and LZW keep every pixel, and come 5-30% smaller than
         Pillow's encoder. A copy of `bound` bytes or more counts as holding
         without a score, so that only what could win is scored.
         """
