@@ -134,6 +134,7 @@ def still_search(
     mosaic: Mosaic = proxy_of,
     gains_nothing: Callable[[bytes], bool] | None = None,
     close: float = 0.0,
+    settle: int = 1,
 ) -> Found[Setting] | None:
     """The first of `settings` whose encoding of `image` scores `target` or more.
 
@@ -148,7 +149,9 @@ def still_search(
     tells from an output whether neither its setting nor any above it can come
     out smaller than the original; the search gives up as soon as a setting
     known to fail, or the one the proxy picks, is such. A full-size pass closer
-    than `close` to the target ends the search (see `calibrated`).
+    than `close` to the target ends the search (see `calibrated`). The proxy's
+    search stops at a bracket `settle` settings wide (see `first_passing`): the
+    confirms look below its passing end where a lower setting may hold.
     """
     indices = list(range(len(settings)))
     proxy_image = mosaic(image)
@@ -178,6 +181,7 @@ def still_search(
             start=start,
             stride=stride,
             slope=slope,
+            settle=settle,
         )
     except _NoGain:
         return None

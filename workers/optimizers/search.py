@@ -37,6 +37,7 @@ def first_passing(
     start: int | None = None,
     stride: int = 2,
     slope: float | None = None,
+    settle: int = 1,
 ) -> int | None:
     """The index of the first setting from `low` on that scores `target` or more.
 
@@ -48,6 +49,9 @@ def first_passing(
     by the score still missing over the slope the scores show, at most `stride`
     settings a step (see `_step_out`). Either way, scores that rise with the
     setting give the same answer. None when the answer is past the last setting.
+    A bracket `settle` settings wide or less is not narrowed further: its
+    passing end is the answer, for a caller that checks those below it its own
+    way.
     """
     high = len(settings) - 1
     if low > high:
@@ -88,7 +92,7 @@ def first_passing(
             failing, stride = probe, stride * 2
         if passing > high:
             return None
-    while passing - failing > 1:
+    while passing - failing > settle:
         probe = _interpolate(known, failing, passing, target)
         if value(probe) >= target:
             passing = probe

@@ -126,6 +126,26 @@ def test_first_passing_steps_by_the_missing_score_with_a_slope(
     assert len(asked) == len(set(asked)), f"a score was asked twice: {asked}"
 
 
+def test_first_passing_settles_on_the_top_of_a_narrow_bracket() -> None:
+    asked: list[int] = []
+
+    def score(setting: int) -> float:
+        asked.append(setting)
+        return float(setting)
+
+    found = first_passing(
+        SETTINGS, score, 42.5, start=30, stride=16, slope=1.0, settle=3
+    )
+
+    assert found is not None
+    assert 43 <= found <= 45, f"a pass at most 2 above the answer, not {found}"
+    assert max(known for known in asked if known < 43) >= found - 3, "bracketed"
+    settled = len(asked)
+    asked.clear()
+    first_passing(SETTINGS, score, 42.5, start=30, stride=16, slope=1.0)
+    assert settled <= len(asked), "settling asks no more scores"
+
+
 SEARCHES = [
     # name, proxy bias, target, expected setting, most full encodes
     ("exact proxy", 0.0, 70.0, 70, 1),
