@@ -79,6 +79,10 @@ RELAID_COLOURS = 96
 # tolerance lost more score than it saved bytes.
 TOLERANCES = (40, 32, 26, 21, 17, 14, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
 FIRST_TOLERANCE = TOLERANCES.index(8)
+# A tolerance scoring less than this above the target ends its search: near the
+# answer one step of tolerance moves the score by 1-2.5 points, so that a closer
+# one is seldom there to find, and each try costs a layout and a score.
+TOLERANCE_SLACK = 1.5
 # What a copy no smaller than the best so far (the exact one to begin with)
 # counts as without a score: it cannot win, and the best one holds.
 EXACT_SCORE = 100.0
@@ -248,14 +252,24 @@ class GifOptimizer:
         optimize = OPTIMIZE_LARGE if len(base) > LARGE else OPTIMIZE
         made: dict[int, bytes] = {}
 
-        def score(index: int) -> float:
-            turned, count = frames.transparent(TOLERANCES[index], deadline)
-            made[index] = gifsicle(turned, optimize, deadline) if count else base
-            if len(made[index]) >= bound:
-                return EXACT_SCORE
-            return scorer.score(made[index])
+        def make(index: int) -> bytes:
+            if index not in made:
+                turned, count = frames.transparent(TOLERANCES[index], deadline)
+                made[index] = gifsicle(turned, optimize, deadline) if count else base
+            return made[index]
 
-        found = predicted_search(TOLERANCES, score, self.target, FIRST_TOLERANCE)
+        # The strongest tolerance makes about the smallest copy: if that cannot
+        # win, no tolerance can (a recording whose changes are all large).
+        if len(make(0)) >= bound:
+            return None
+
+        def score(index: int) -> float:
+            data = make(index)
+            return EXACT_SCORE if len(data) >= bound else scorer.score(data)
+
+        found = predicted_search(
+            TOLERANCES, score, self.target, FIRST_TOLERANCE, TOLERANCE_SLACK
+        )
         if found is None or len(made[found]) >= bound:
             return None
         return made[found], [], made[found]

@@ -33,12 +33,14 @@ def predicted_search(
     score: Callable[[int], float],
     target: float,
     first: int,
+    slack: float = SLACK,
 ) -> int | None:
     """The index of the strongest level found whose score holds `target`.
 
     `levels` run from the strongest lossy level (the smallest output) to the
-    weakest; `score` rates the level at an index. None when no level scored
-    holds the target.
+    weakest; `score` rates the level at an index; a level scoring less than
+    `slack` above the target ends the search. None when no level scored holds
+    the target.
     """
     known: dict[int, float] = {}
     index: int | None = first
@@ -48,7 +50,7 @@ def predicted_search(
         known[index] = score(index)
         passing = [i for i, value in known.items() if value >= target]
         best = min(passing) if passing else None
-        if best is not None and known[best] < target + SLACK:
+        if best is not None and known[best] < target + slack:
             break
         index = _next(levels, known, target, best)
     passing = [i for i, value in known.items() if value >= target]

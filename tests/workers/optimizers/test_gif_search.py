@@ -48,3 +48,20 @@ def test_finds_a_level_that_holds_near_the_best(score) -> None:
 def test_none_when_no_level_holds() -> None:
     found = predicted_search(LEVELS, lambda index: 60.0, TARGET, FIRST_GUESS)
     assert found is None
+
+
+def test_a_larger_slack_stops_sooner() -> None:
+    score = CURVES["cartoon, wobbly"]
+    asked: dict[float, int] = {}
+    for slack in (0.1, 3.0):
+        counted: list[int] = []
+
+        def rated(index: int, counted: list[int] = counted) -> float:
+            counted.append(index)
+            return score(index)
+
+        found = predicted_search(LEVELS, rated, TARGET, FIRST_GUESS, slack)
+        assert found is not None, "a level holds"
+        assert score(found) >= TARGET, "the level found holds"
+        asked[slack] = len(counted)
+    assert asked[3.0] < asked[0.1], f"scores asked by slack: {asked}"

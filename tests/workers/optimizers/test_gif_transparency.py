@@ -10,6 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
+from workers.optimizers import gif_blocks, gif_transparency
+from workers.optimizers.base import Limits, Options
+from workers.optimizers.gif import TARGET, GifOptimizer
+from workers.optimizers.gif_frames import FrameScorer
 from workers.optimizers.gif_gifsicle import Deadline
 from workers.optimizers.gif_transparency import Frames
 from workers.optimizers.metric import rgb_over_white
@@ -92,3 +96,18 @@ def test_frames_without_a_transparent_colour_stay() -> None:
 
 def test_frames_restored_before_the_next_are_left_alone() -> None:
     assert Frames.read(_video(disposal=2)) is None, "other disposals are refused"
+
+
+def test_lossy_keeps_the_smaller_of_levels_and_tolerance(monkeypatch) -> None:
+    data = _video()
+
+    tolerant = GifOptimizer().optimize(data, Options(), Limits()).data
+    monkeypatch.setattr(gif_transparency.Frames, "read", lambda data: None)
+    levels_only = GifOptimizer().optimize(data, Options(), Limits()).data
+
+    assert len(tolerant) < len(levels_only) / 2, (
+        f"{len(tolerant)} bytes with a tolerance, {len(levels_only)} without"
+    )
+    scorer = FrameScorer(data, gif_blocks.read_layout(data), 6, 6)
+    score = scorer.score(tolerant)
+    assert score >= TARGET, f"scored {score:.1f} over every frame shown"
