@@ -307,7 +307,7 @@ def finer_than(output: bytes, input_quantizer: int | None) -> bool:
     Kodak images coded by libwebp at q 50 and 70 (16 of 16, 4% to 51% larger),
     while those at q 85 searched to a quantizer as coarse or coarser, and shrank.
     Giving up there lost nothing on eight others coded at q 40 to 90 by methods
-    4 and 6 (64 searches, a third less time); libwebp's fastest method, 0,
+    4 and 6 (64 searches, over a quarter less time); libwebp's fastest method, 0,
     codes loosely enough that 6 of 32 such originals would have shrunk by 0.1%
     to 9% (1% of their bytes), which is given up.
     """
