@@ -26,10 +26,14 @@ from workers.optimizers.gif_gifsicle import Deadline
 # dispose". Other disposals restore what was under a frame, so that the canvas
 # the next frame is laid on is another one; files using them are left alone.
 _LEAVE = (0, 1)
+# Colour indices kept decoded between tolerances up to this many pixels over all
+# frames (a byte each); past it each tolerance decodes the frames anew, which
+# costs about as much again as the rest of its work.
+KEPT_PIXELS = 64 << 20
 
 
 class Frames:
-    """The frames of a GIF decoded once, to be made transparent at any tolerance.
+    """The frames of a GIF, to be made transparent at any tolerance.
 
     `None` from `read` where this cannot be done or does nothing: a single frame,
     frames past the logical screen, disposals other than leaving the frame in
@@ -45,7 +49,15 @@ class Frames:
         self.data = data
         self.images = images
         self.size = size
-        self.indices = [gif_canvas.colour_indices(image) for image in images]
+        boxes = [image.box for image in images]
+        area = sum(
+            (right - left) * (bottom - top) for left, top, right, bottom in boxes
+        )
+        self.decoded = (
+            [gif_canvas.colour_indices(image) for image in images]
+            if area <= KEPT_PIXELS
+            else None
+        )
 
     @classmethod
     def read(cls, data: bytes) -> Frames | None:
@@ -74,9 +86,12 @@ class Frames:
         pieces: list[bytes] = []
         copied = 0
         turned = 0
-        for number, (image, indices) in enumerate(
-            zip(self.images, self.indices, strict=True)
-        ):
+        for number, image in enumerate(self.images):
+            indices = (
+                gif_canvas.colour_indices(image)
+                if self.decoded is None
+                else self.decoded[number]
+            )
             left, top, right, bottom = image.box
             area = canvas[top:bottom, left:right]
             colours = np.take(_words(image.palette), indices)

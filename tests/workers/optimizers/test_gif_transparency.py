@@ -83,6 +83,18 @@ def test_noise_within_the_tolerance_all_turns() -> None:
     assert len(made) < len(data) / 2, f"{len(made)} bytes of {len(data)}"
 
 
+def test_frames_decoded_anew_past_the_kept_pixels(monkeypatch) -> None:
+    data = _video()
+    kept = Frames.read(data)
+    monkeypatch.setattr(gif_transparency, "KEPT_PIXELS", 0)
+    anew = Frames.read(data)
+    assert kept is not None
+    assert anew is not None
+
+    assert anew.decoded is None, "no indices kept past the limit"
+    assert anew.transparent(4, Deadline(60)) == kept.transparent(4, Deadline(60))
+
+
 def test_frames_without_a_transparent_colour_stay() -> None:
     data = _video(clear=None)
     frames = Frames.read(data)
