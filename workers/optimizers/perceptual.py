@@ -132,7 +132,7 @@ def still_search(
     stride: int = 2,
     slope: float | None = None,
     mosaic: Mosaic = proxy_of,
-    gains_nothing: Callable[[bytes], bool] | None = None,
+    gains_nothing: Callable[[Setting], bool] | None = None,
     close: float = 0.0,
     settle: int = 1,
 ) -> Found[Setting] | None:
@@ -146,12 +146,13 @@ def still_search(
     `size_to_beat`, a large image whose output is estimated (from a few tiles at
     the setting the proxy picks) to come out well above it is given up early,
     before the full-size original is even prepared for scoring. `gains_nothing`
-    tells from an output whether neither its setting nor any above it can come
-    out smaller than the original; the search gives up as soon as a setting
-    known to fail, or the one the proxy picks, is such. A full-size pass closer
-    than `close` to the target ends the search (see `calibrated`). The proxy's
-    search stops at a bracket `settle` settings wide (see `first_passing`): the
-    confirms look below its passing end where a lower setting may hold.
+    tells whether a setting, and so every one above it, cannot come out smaller
+    than the original; the search gives up as soon as the answer is known to
+    lie there: when the setting above a miss is such, or the proxy picks one.
+    A full-size pass closer than `close` to the target ends the search (see
+    `calibrated`). The proxy's search stops at a bracket `settle` settings wide
+    (see `first_passing`): the confirms look below its passing end where a
+    lower setting may hold.
     """
     indices = list(range(len(settings)))
     proxy_image = mosaic(image)
@@ -186,11 +187,7 @@ def still_search(
     except _NoGain:
         return None
     index = len(settings) - 1 if index is None else index
-    if (
-        gains_nothing is not None
-        and index in proxy.outputs
-        and gains_nothing(proxy.outputs[index][0])
-    ):
+    if gains_nothing is not None and gains_nothing(settings[index]):
         return None
     if (
         size_to_beat is not None
@@ -315,15 +312,21 @@ class _Scored:
         return self.outputs[index][1]
 
     def giving_up(
-        self, target: float, gains_nothing: Callable[[bytes], bool] | None
+        self, target: float, gains_nothing: Callable[[Setting], bool] | None
     ) -> Callable[[int], float]:
-        """These scores, raising _NoGain at a miss whose output gains nothing."""
+        """These scores, raising _NoGain at a miss below a setting that gains
+        nothing: the answer lies above the miss."""
         if gains_nothing is None:
             return self
 
         def score(index: int) -> float:
             value = self(index)
-            if value < target and gains_nothing(self.outputs[index][0]):
+            above = index + 1
+            if (
+                value < target
+                and above < len(self.settings)
+                and gains_nothing(self.settings[above])
+            ):
                 raise _NoGain
             return value
 

@@ -270,16 +270,16 @@ def lossy_still(
 
     The search starts from the index `start` of QUALITIES. None also when a
     large image is estimated to come out well above `size_to_beat` before it
-    is encoded whole, and as soon as the quality found or one known to miss
-    quantizes more finely than `input_quantizer`, the coarsest quantizer of
-    the lossy original these pixels were decoded from (see finer_than).
+    is encoded whole, and as soon as every quality left to search quantizes
+    more finely than `input_quantizer`, the coarsest quantizer of the lossy
+    original these pixels were decoded from (see finer_than).
     """
 
     def encode_at(image: Image.Image, quality: int) -> bytes:
         return encode(image, metadata, lossy_settings(quality))
 
-    def gains_nothing(output: bytes) -> bool:
-        return finer_than(output, input_quantizer)
+    def gains_nothing(quality: int) -> bool:
+        return finer_than(quality, input_quantizer)
 
     return still_search(
         pixels,
@@ -298,8 +298,8 @@ def lossy_still(
     )
 
 
-def finer_than(output: bytes, input_quantizer: int | None) -> bool:
-    """Whether a lossy still of ours is quantized more finely than its original.
+def finer_than(quality: int, input_quantizer: int | None) -> bool:
+    """Whether our lossy still of `quality` quantizes more finely than its original.
 
     Where holding the target takes a finer quantizer than the lossy original
     was coded with, the copy spends bits coding the original's own artifacts
@@ -313,8 +313,7 @@ def finer_than(output: bytes, input_quantizer: int | None) -> bool:
     """
     if input_quantizer is None:
         return False
-    ours = webpriff.quantizer(output)
-    return ours is not None and ours < input_quantizer
+    return libwebp_quantizer(quality) < input_quantizer
 
 
 def libwebp_quantizer(quality: int) -> int:

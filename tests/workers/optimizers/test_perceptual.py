@@ -48,7 +48,7 @@ def test_a_miss_that_gains_nothing_ends_the_search_at_once() -> None:
         codec.decode,
         99.0,
         start=0,
-        gains_nothing=lambda output: True,
+        gains_nothing=lambda setting: True,
     )
 
     assert found is None, "given up"
@@ -66,7 +66,7 @@ def test_a_pick_that_gains_nothing_is_not_encoded_at_full_size() -> None:
         codec.decode,
         40.0,
         start=len(QUALITIES) - 1,
-        gains_nothing=lambda output: True,
+        gains_nothing=lambda setting: True,
     )
 
     assert found is None, "given up"
