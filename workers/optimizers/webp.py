@@ -46,14 +46,14 @@ LONGEST_STEP = 16
 # the middle, where their search starts (about as many scores as from 72; a
 # graphic that needs q 100 finds it a score sooner).
 LOSSLESS_SOURCE_GUESS = QUALITIES.index(88)
-# A lossy opaque original re-encoded at its own quality loses little: the
-# search starts INPUT_MARGIN below that quality (where higher than 72). Eight
+# A lossy opaque original re-encoded at its own quality scores high against
+# itself: the search starts INPUT_MARGIN below that quality (if above 72). Eight
 # Kodak images coded at q 85, 90 and 95 are searched so to the same qualities
 # with 126 proxy scores instead of 133 from 72 (130 from 2 below, 128 from 4).
 INPUT_MARGIN = 3
-# libwebp's quantizer for its busiest segment follows 127 * (1 - c ** EXPONENT),
-# c the compression factor of a quality (VP8SetSegmentParams), EXPONENT that of
-# the segment farthest from the mean at the default spatial noise shaping.
+# libwebp quantizes its busiest segment at 127 * (1 - c ** _SNS_EXPONENT), c the
+# compression factor of the quality (VP8SetSegmentParams), the exponent that of
+# the segment farthest from the mean at the default spatial noise shaping, 50.
 _SNS_EXPONENT = 1 + 0.9 * 50 / 100 / 128 * 127
 # A full-size pass within half a quality step's score (SCORE_SLOPE / 2) of the
 # target ends the search: the quality below it would miss.
