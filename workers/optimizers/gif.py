@@ -182,7 +182,7 @@ class GifOptimizer:
             keep(
                 self._level(base, ["--colors", str(COLOURS)], bound(), scorer, deadline)
             )
-            relaid = self._relaid(base, bound(), scorer, deadline)
+            relaid = self._relaid(base, scorer, deadline)
             if relaid is not None:
                 keep(self._level(relaid, [], bound(), scorer, deadline))
         if not held:
@@ -196,13 +196,14 @@ class GifOptimizer:
         return data
 
     def _relaid(
-        self, base: bytes, bound: int, scorer: FrameScorer, deadline: Deadline
+        self, base: bytes, scorer: FrameScorer, deadline: Deadline
     ) -> bytes | None:
         """`base` on RELAID_COLOURS colours and laid out anew, if that alone holds
-        the target under `bound` bytes: the start of a further search."""
+        the target: the start of a further search, which may find copies smaller
+        than the best so far even when this one is not."""
         arguments = [*OPTIMIZE_LARGE, "--colors", str(RELAID_COLOURS)]
         relaid = gifsicle(base, arguments, deadline)
-        if len(relaid) < bound and scorer.score(relaid) >= self.target:
+        if len(relaid) < len(base) and scorer.score(relaid) >= self.target:
             return relaid
         return None
 
