@@ -135,6 +135,7 @@ def still_search(
     gains_nothing: Callable[[Setting], bool] | None = None,
     close: float = 0.0,
     settle: int = 1,
+    spare_last: bool = False,
 ) -> Found[Setting] | None:
     """The first of `settings` whose encoding of `image` scores `target` or more.
 
@@ -152,7 +153,8 @@ def still_search(
     A full-size pass closer than `close` to the target ends the search (see
     `calibrated`). The proxy's search stops at a bracket `settle` settings wide
     (see `first_passing`): the confirms look below its passing end where a
-    lower setting may hold.
+    lower setting may hold. With `spare_last`, a proxy search stepping past the
+    last setting confirms it at full size without scoring it on the proxy.
     """
     indices = list(range(len(settings)))
     proxy_image = mosaic(image)
@@ -183,6 +185,7 @@ def still_search(
             stride=stride,
             slope=slope,
             settle=settle,
+            spare_last=spare_last,
         )
     except _NoGain:
         return None
@@ -238,7 +241,6 @@ def calibrated(
     failing = -1
     for _ in range(confirms):
         data, value = full(index)
-        confirmed.append((proxy(index), value))
         if value >= target:
             passing[index] = data, value
             if value - target < close:
@@ -247,6 +249,7 @@ def calibrated(
             failing = max(failing, index)
             if size_to_beat is not None and len(data) >= size_to_beat:
                 break
+        confirmed.append((proxy(index), value))
         lowest_pass = min(passing, default=len(settings))
         if lowest_pass - failing <= 1:
             break

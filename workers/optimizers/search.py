@@ -38,6 +38,7 @@ def first_passing(
     stride: int = 2,
     slope: float | None = None,
     settle: int = 1,
+    spare_last: bool = False,
 ) -> int | None:
     """The index of the first setting from `low` on that scores `target` or more.
 
@@ -51,7 +52,8 @@ def first_passing(
     setting give the same answer. None when the answer is past the last setting.
     A bracket `settle` settings wide or less is not narrowed further: its
     passing end is the answer, for a caller that checks those below it its own
-    way.
+    way. With `spare_last` too, a step from a miss past the last setting
+    answers None without scoring the last, for a caller that confirms it.
     """
     high = len(settings) - 1
     if low > high:
@@ -70,7 +72,7 @@ def first_passing(
     start = min(max(start, low), high)
     if slope is not None:
         failing, passing = _step_out(
-            value, known, target, (low, high), start, slope, stride
+            value, known, target, (low, high), start, slope, stride, spare_last
         )
         if passing > high:
             return None
@@ -109,6 +111,7 @@ def _step_out(
     start: int,
     slope: float,
     longest: int,
+    spare_last: bool = False,
 ) -> tuple[int, int]:
     """The bracket (failing, passing) around the answer, stepping from `start`.
 
@@ -116,7 +119,9 @@ def _step_out(
     highest settings scored so far (`slope` until two are, or when theirs is
     under a quarter of it), at least one setting and at most `longest`. Once
     both ends are known, the caller's interpolation narrows the bracket.
-    `failing` is low - 1 and `passing` high + 1 where no setting is known to be.
+    `failing` is low - 1 and `passing` high + 1 where no setting is known to be;
+    with `spare_last`, `passing` is high + 1 also where a step from a miss would
+    go past the last setting, which is then left unscored.
     """
     low, high = bounds
     failing, passing = low - 1, high + 1
@@ -139,6 +144,8 @@ def _step_out(
         step = max(-longest, min(longest, step))
         if score >= target:
             index = max(low, index + min(-1, math.floor(step)))
+        elif spare_last and passing > high and index + step > high:
+            return failing, passing
         else:
             index = min(high, index + max(1, math.ceil(step)))
 

@@ -64,6 +64,9 @@ CLOSE_ENOUGH = SCORE_SLOPE / 2
 # proxy score fewer and one full-size score more, to the same qualities; on the
 # corpus's flower a proxy score fewer.
 PROXY_SETTLE = 3
+# A proxy search whose step from a miss goes past q 100 confirms q 100 at full
+# size without scoring it on the proxy first (a graphic that needs it).
+SPARE_LAST = True
 # libwebp effort for lossy stills: 5 costs a fifth more time than cwebp's 4 and
 # reaches the target where 4 cannot (flat colour with sharp edges), 3% smaller.
 LOSSY_METHOD = 5
@@ -295,6 +298,7 @@ def lossy_still(
         gains_nothing=None if input_quantizer is None else gains_nothing,
         close=CLOSE_ENOUGH,
         settle=PROXY_SETTLE,
+        spare_last=SPARE_LAST,
     )
 
 

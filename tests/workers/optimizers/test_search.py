@@ -146,6 +146,35 @@ def test_first_passing_settles_on_the_top_of_a_narrow_bracket() -> None:
     assert settled <= len(asked), "settling asks no more scores"
 
 
+def test_first_passing_spares_a_last_setting_it_would_step_past() -> None:
+    asked: list[int] = []
+
+    def score(setting: int) -> float:
+        asked.append(setting)
+        return float(setting)
+
+    found = first_passing(
+        SETTINGS, score, 150.0, start=90, stride=16, slope=1.0, spare_last=True
+    )
+
+    assert found is None, "no setting reaches the target"
+    assert asked == [90], f"the last setting is left unscored, asked {asked}"
+
+
+def test_first_passing_scores_a_last_setting_it_steps_onto() -> None:
+    asked: list[int] = []
+
+    def score(setting: int) -> float:
+        asked.append(setting)
+        return float(setting)
+
+    found = first_passing(
+        SETTINGS, score, 100.0, start=90, stride=16, slope=1.0, spare_last=True
+    )
+
+    assert found == 100, "the last setting reached, and scored"
+
+
 SEARCHES = [
     # name, proxy bias, target, expected setting, most full encodes
     ("exact proxy", 0.0, 70.0, 70, 1),
