@@ -169,12 +169,12 @@ class GifOptimizer:
         )
         held: list[tuple[bytes, list[str], bytes]] = []
 
+        def bound() -> int:
+            return min([len(base), *(len(choice[2]) for choice in held)])
+
         def keep(choice: tuple[bytes, list[str], bytes] | None) -> None:
             if choice is not None and len(choice[2]) < bound():
                 held.append(choice)
-
-        def bound() -> int:
-            return min([len(base), *(len(choice[2]) for choice in held)])
 
         keep(self._level(base, [], bound(), scorer, deadline))
         keep(self._tolerance(base, bound(), scorer, deadline))
