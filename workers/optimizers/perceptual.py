@@ -156,39 +156,29 @@ def still_search(
     lower setting may hold. With `spare_last`, a proxy search stepping past the
     last setting confirms it at full size without scoring it on the proxy.
     """
-    indices = list(range(len(settings)))
     proxy_image = mosaic(image)
-    if proxy_image is None:
-        whole = _Scored(image, settings, encode, decode)
-        try:
-            index = first_passing(
-                indices,
-                whole.giving_up(target, gains_nothing),
-                target,
-                start=start,
-                stride=stride,
-                slope=slope,
-            )
-        except _NoGain:
-            return None
-        if index is None:
-            return None
-        data, value = whole.outputs[index]
-        return Found(settings[index], data, value, 0, len(whole.outputs))
-    proxy = _Scored(proxy_image, settings, encode, decode)
+    whole = proxy_image is None
+    scored = _Scored(image if whole else proxy_image, settings, encode, decode)
     try:
         index = first_passing(
-            indices,
-            proxy.giving_up(target, gains_nothing),
+            list(range(len(settings))),
+            scored.giving_up(target, gains_nothing),
             target,
             start=start,
             stride=stride,
             slope=slope,
-            settle=settle,
-            spare_last=spare_last,
+            # Only a proxy's search leaves its bracket to full-size confirms.
+            settle=1 if whole else settle,
+            spare_last=spare_last and not whole,
         )
     except _NoGain:
         return None
+    if whole:
+        if index is None:
+            return None
+        data, value = scored.outputs[index]
+        return Found(settings[index], data, value, 0, len(scored.outputs))
+    proxy = scored
     index = len(settings) - 1 if index is None else index
     if gains_nothing is not None and gains_nothing(settings[index]):
         return None
