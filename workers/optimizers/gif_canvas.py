@@ -85,7 +85,7 @@ def _compose(
     indexed = np.full((height, width), fill, dtype=np.uint8)
     left, top, right, bottom = first.box
     indexed[top:bottom, left:right] = colour_indices(first)
-    canvas = np.take(_words(first), indexed)
+    canvas = np.take(colour_words(first), indexed)
     has_alpha = first.transparency is not None
     shown = {0: _over_white(canvas, has_alpha)} if 0 in wanted else {}
     disposal = first.disposal
@@ -99,7 +99,7 @@ def _compose(
         pending = _disposed(image, disposal, canvas, background)
         left, top, right, bottom = image.box
         pixels = colour_indices(image)
-        words = np.take(_words(image), pixels)
+        words = np.take(colour_words(image), pixels)
         area = canvas[top:bottom, left:right]
         if image.transparency is None:
             area[...] = words
@@ -115,7 +115,7 @@ def _first_disposed(
 ) -> tuple[tuple[int, int, int, int], np.ndarray | np.uint32] | None:
     """What the first frame's rectangle turns into: Pillow has no canvas yet to
     restore, so "previous" clears to the transparent colour when there is one."""
-    words = _words(first)
+    words = colour_words(first)
     if first.disposal == _RESTORE_BACKGROUND:
         if first.transparency is None:
             return first.box, words[background]
@@ -139,7 +139,7 @@ def _disposed(
         colour = image.transparency if image.transparency is not None else background
         if colour >= image.colours:
             colour = 0
-        word = _words(image)[colour]
+        word = colour_words(image)[colour]
         if image.transparency is not None:
             word &= _COLOUR_BITS
         return image.box, word
@@ -148,7 +148,7 @@ def _disposed(
     return None
 
 
-def _words(image: FrameImage) -> np.ndarray:
+def colour_words(image: FrameImage) -> np.ndarray:
     """The frame's colours as packed RGBA words, its transparent colour clear."""
     rgba = np.full((256, 4), 255, dtype=np.uint8)
     rgba[:, :3] = image.palette

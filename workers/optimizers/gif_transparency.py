@@ -94,7 +94,7 @@ class Frames:
             )
             left, top, right, bottom = image.box
             area = canvas[top:bottom, left:right]
-            colours = np.take(_words(image.palette), indices)
+            colours = np.take(gif_canvas.colour_words(image), indices)
             clear = image.transparency
             shown = np.ones(indices.shape, bool) if clear is None else indices != clear
             if number > 0 and clear is not None and not image.interlaced:
@@ -114,16 +114,9 @@ class Frames:
         return b"".join(pieces), turned
 
 
-def _words(palette: np.ndarray) -> np.ndarray:
-    """The colours of a (256, 3) palette as packed words, a byte a channel, which
-    a frame's pixels are looked up in and copied as four times faster."""
-    rgbx = np.zeros((len(palette), 4), dtype=np.uint8)
-    rgbx[:, :3] = palette
-    return rgbx.view(np.uint32)[:, 0]
-
-
 def _distance(colours: np.ndarray, shown: np.ndarray) -> np.ndarray:
-    """The largest difference over the channels of two arrays of packed words."""
+    """The largest difference over the colour channels of two arrays of packed
+    words (gif_canvas.colour_words), alpha left out."""
     height, width = colours.shape
     difference = cv2.absdiff(
         colours.view(np.uint8).reshape(height, width, 4),
