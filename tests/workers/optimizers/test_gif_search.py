@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers.optimizers.gif import FIRST_GUESS, LEVELS
+from workers.optimizers.gif_lossy import FIRST_GUESS, LEVELS
 from workers.optimizers.gif_search import CONFIRMS, SLACK, predicted_search
 
 TARGET = 85.0

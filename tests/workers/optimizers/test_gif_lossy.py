@@ -1,0 +1,66 @@
+"""The lossy GIF searches score only copies that could beat the best so far."""
+
+from __future__ import annotations
+
+from workers.optimizers.gif_gifsicle import Deadline
+from workers.optimizers.gif_lossy import Bound, Choice, _Search
+
+TARGET = 85.0
+
+
+class _Scorer:
+    """Scores a copy by its length: the fewer bytes, the lower, as lossy copies do."""
+
+    def __init__(self) -> None:
+        self.scored: list[int] = []
+
+    def score(self, data: bytes) -> float:
+        self.scored.append(len(data))
+        return 70.0 + len(data) / 10
+
+
+class _Sizes(_Search):
+    """A search whose settings make copies of the given sizes."""
+
+    first = 2
+    slack = 0.6
+
+    def __init__(self, sizes: list[int], bound: Bound) -> None:
+        super().__init__(bound)
+        self.settings = sizes
+        self.made: list[int] = []
+
+    def _make(self, index: int) -> bytes:
+        self.made.append(index)
+        return bytes(self.settings[index])
+
+    def _choice(self, index: int) -> Choice:
+        return Choice(b"", [], self.make(index))
+
+
+def _bound(scorer: _Scorer) -> Bound:
+    return Bound(scorer, TARGET, Deadline(60.0))  # type: ignore[arg-type]
+
+
+def test_nothing_tried_when_the_floor_is_already_too_large() -> None:
+    scorer = _Scorer()
+    search = _Sizes([140, 150, 160, 170], _bound(scorer))
+    assert search.search(under=140) is None
+    assert search.made == [0], "only the strongest setting's copy is made"
+    assert scorer.scored == []
+
+
+def test_copies_no_smaller_than_the_best_are_not_scored() -> None:
+    scorer = _Scorer()
+    search = _Sizes([100, 120, 145, 152, 160, 175], _bound(scorer))
+    found = search.search(under=155)
+    assert found is not None
+    assert len(found.data) == 152, "the smallest copy holding 85 under 155 bytes"
+    assert all(size < 155 for size in scorer.scored), scorer.scored
+    assert len(search.made) == len(set(search.made)), "each copy made once"
+
+
+def test_none_when_nothing_under_the_bound_holds() -> None:
+    scorer = _Scorer()
+    search = _Sizes([100, 120, 140, 160, 180], _bound(scorer))
+    assert search.search(under=145) is None
