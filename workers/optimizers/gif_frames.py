@@ -15,6 +15,7 @@ from bisect import bisect_right
 from itertools import accumulate
 from statistics import fmean
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -22,6 +23,8 @@ from workers.optimizers import gif_blocks, gif_canvas
 from workers.optimizers.errors import CorruptFile
 from workers.optimizers.imaging import DECODE_ERRORS
 from workers.optimizers.metric import Reference, rgb_over_white
+
+_SUM_OF_CHANNELS = np.ones((1, 3), dtype=np.float32)
 
 
 def starts(layout: gif_blocks.Layout) -> list[int]:
@@ -84,13 +87,18 @@ def still_runs(shown: list[np.ndarray], changed: float) -> list[list[int]]:
     """
     runs: list[list[int]] = []
     for position, frame in enumerate(shown):
-        if runs:
-            first = shown[runs[-1][0]]
-            if np.any(first != frame, axis=2).mean() <= changed:
-                runs[-1].append(position)
-                continue
+        if runs and _changed_share(shown[runs[-1][0]], frame) <= changed:
+            runs[-1].append(position)
+            continue
         runs.append([position])
     return runs
+
+
+def _changed_share(first: np.ndarray, frame: np.ndarray) -> float:
+    """The share of pixels that differ on any channel: their absolute differences
+    summed, saturating at 255, are not zero."""
+    summed = cv2.transform(cv2.absdiff(first, frame), _SUM_OF_CHANNELS)
+    return cv2.countNonZero(summed) / summed.size
 
 
 class FrameScorer:

@@ -24,7 +24,7 @@ AIM = 0.25
 # and the range a fitted one is held to (the scores of neighbouring levels are
 # noisy, which can make a fit from two close levels wild).
 POWER = 0.5
-POWERS = (0.2, 1.2)
+POWERS = (0.1, 1.2)
 PERFECT = 100.0
 
 

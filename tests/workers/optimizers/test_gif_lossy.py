@@ -26,7 +26,7 @@ class _Sizes(_Search):
     slack = 0.6
 
     def __init__(self, sizes: list[int], bound: Bound) -> None:
-        super().__init__(bound)
+        super().__init__(bound, bytes(max(sizes)))
         self.settings = sizes
         self.made: list[int] = []
 
@@ -64,3 +64,13 @@ def test_none_when_nothing_under_the_bound_holds() -> None:
     scorer = _Scorer()
     search = _Sizes([100, 120, 140, 160, 180], _bound(scorer))
     assert search.search(under=145) is None
+
+
+def test_the_first_search_makes_no_floor_copy() -> None:
+    scorer = _Scorer()
+    sizes = [100, 120, 145, 152, 160, 175]
+    search = _Sizes(sizes, _bound(scorer))
+    found = search.search(under=max(sizes))
+    assert found is not None
+    assert len(found.data) == 152
+    assert 0 not in search.made, "nothing held yet: the floor tells nothing"

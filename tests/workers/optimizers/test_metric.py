@@ -10,8 +10,10 @@ import pytest
 from PIL import Image
 from ssimulacra2 import compute_ssimulacra2
 
+from workers.optimizers import metric
 from workers.optimizers.metric import (
     Reference,
+    changed_bands,
     mean_over_frames,
     rgb_over_white,
     ssimulacra2,
@@ -160,3 +162,47 @@ def test_mean_over_frames_is_the_mean_of_each_frame() -> None:
 def test_mean_over_no_frames_is_refused() -> None:
     with pytest.raises(ValueError, match="no frames"):
         mean_over_frames([], [])
+
+
+def _with_rows_changed(pixels: np.ndarray, rows: list[slice]) -> np.ndarray:
+    changed = pixels.copy()
+    for band in rows:
+        changed[band, 10:-10] = np.roll(changed[band, 10:-10], 3, axis=1) // 2 + 60
+    return changed
+
+
+# Rows changed: one row, the first and last rows, two bands far apart, two close.
+BANDS = {
+    "one row": [slice(70, 71)],
+    "both edges": [slice(0, 4), slice(146, 150)],
+    "far apart": [slice(20, 30), slice(100, 104)],
+    "close": [slice(40, 44), slice(52, 56)],
+}
+
+
+@pytest.mark.parametrize("rows", BANDS.values(), ids=BANDS.keys())
+def test_changed_bands_score_as_the_whole_image(
+    rows: list[slice], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = rgb_over_white(_small("jpeg/pillow_flower.jpg", (200, 150)))
+    distorted = _with_rows_changed(original, rows)
+    banded = Reference(original).score(distorted)
+
+    def whole(original: np.ndarray, distorted: np.ndarray) -> list[slice]:
+        return [slice(0, original.shape[0])]
+
+    monkeypatch.setattr(metric, "changed_bands", whole)
+    assert banded < 100.0
+    assert banded == pytest.approx(Reference(original).score(distorted), abs=1e-4)
+
+
+def test_changed_bands_reach_a_radius_around_the_changes() -> None:
+    original = np.zeros((200, 40, 3), dtype=np.uint8)
+    distorted = original.copy()
+    distorted[[3, 100, 110], 5, 1] = 1
+    radius = metric._RADIUS
+    assert changed_bands(original, distorted) == [
+        slice(0, 4 + radius),
+        slice(100 - radius, 111 + radius),
+    ]
+    assert changed_bands(original, original.copy()) == []
