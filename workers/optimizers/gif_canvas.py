@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -160,7 +161,7 @@ def colour_words(image: FrameImage) -> np.ndarray:
 def _over_white(canvas: np.ndarray, has_alpha: bool) -> np.ndarray:
     """The canvas as RGB, white where it is transparent."""
     rgba = canvas.view(np.uint8).reshape(*canvas.shape, 4)
-    shown = rgba[..., :3].copy()
+    shown = cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB)
     if has_alpha:
         shown[rgba[..., 3] == 0] = _WHITE
     return shown
