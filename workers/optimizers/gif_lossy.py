@@ -102,15 +102,14 @@ class _Search:
     """A search over settings from the strongest (smallest copy) to the weakest.
 
     Subclasses make the copy of one setting, to be scored, and say what choice it
-    is; each copy is made once. A copy's size is the size of its choice: where
-    that takes more work than the copy (`costly_size`), it is asked only once a
-    copy smaller than the start is held, to tell what cannot win.
+    is; each copy is made once. A copy's size is the size of its choice, which
+    may take more work than the copy (a layout) and is no larger than it; it is
+    asked only where the copy alone cannot tell whether the choice could win.
     """
 
     settings: Sequence[int]
     first: int
     slack: float
-    costly_size = False
 
     def __init__(self, bound: Bound, start: bytes) -> None:
         self.bound = bound
@@ -139,15 +138,14 @@ class _Search:
         cannot win, and what set `under` holds. When `under` is already below the
         copy the search starts from, nothing is tried if the floor is no smaller.
         """
-        bounded = under < len(self.start)
-        if bounded and self.floor() >= under:
+        if under < len(self.start) and self.floor() >= under:
             return None
-        sized = bounded or not self.costly_size
 
         def score(index: int) -> float:
-            if sized and self.size(index) >= under:
+            data = self.make(index)
+            if len(data) >= under and self.size(index) >= under:
                 return EXACT_SCORE
-            return self.bound.scorer.score(self.make(index))
+            return self.bound.scorer.score(data)
 
         found = predicted_search(
             self.settings, score, self.bound.target, self.first, self.slack
@@ -197,7 +195,6 @@ class ToleranceSearch(_Search):
     settings = TOLERANCES
     first = FIRST_TOLERANCE
     slack = TOLERANCE_SLACK
-    costly_size = True
 
     def __init__(
         self, frames: gif_transparency.Frames, base: bytes, bound: Bound
@@ -260,7 +257,8 @@ def lossy(
         if choice is not None and len(choice.data) < under():
             held.append(choice)
 
-    searches: list[_Search] = [LevelSearch(base, [], bound)]
+    levels = LevelSearch(base, [], bound)
+    searches: list[_Search] = [levels]
     frames = gif_transparency.Frames.read(base)
     if frames is not None:
         searches.append(ToleranceSearch(frames, base, bound))
@@ -269,7 +267,11 @@ def lossy(
     for search in searches:
         keep(search.search(under()))
     if len(base) > LARGE:
-        keep(LevelSearch(base, ["--colors", str(COLOURS)], bound).search(under()))
+        fewer = LevelSearch(base, ["--colors", str(COLOURS)], bound)
+        # A file on no more than COLOURS colours comes out the same: its search
+        # would only repeat the first.
+        if fewer.make(0) != levels.make(0):
+            keep(fewer.search(under()))
         relaid = _relaid(base, bound)
         if relaid is not None:
             keep(LevelSearch(relaid, [], bound).search(under()))
