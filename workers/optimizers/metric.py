@@ -47,6 +47,9 @@ def _gaussian_kernel() -> np.ndarray:
 
 _RADIUS = int(_TRUNCATE * _SIGMA + 0.5)
 _CHUNK_ELEMENTS = 16384
+# A score works on pieces of rows of at most this many pixels (4 MB a float32
+# plane), whatever the size of the image.
+_PIECE_ELEMENTS = 1 << 20
 _ROW_KERNEL = _gaussian_kernel()[None, :]
 _COLUMN_KERNEL = _gaussian_kernel()[:, None]
 
@@ -180,18 +183,22 @@ class _Scale:
         self.shift = self.offset[ssim_channels] * (1.0 - weight)
         self.shift_sq = self.offset[ssim_channels] * self.shift * weight
         self.weighted_offset = self.offset * weight
-        # The planes to blur, written in place: centred, then squares.
+        self.area = xyb.shape[1] * xyb.shape[2]
+        # The planes to blur, written in place: centred, then squares. Only what
+        # scoring reads is kept, copied out of them, so that the rest is freed.
         self.ssim_count = len(self.offset[ssim_channels])
         planes = np.empty((3 + self.ssim_count, *xyb.shape[1:]), dtype=np.float32)
-        self.centred = np.subtract(xyb, self.offset, out=planes[:3])
-        self.ssim_centred = self.centred[ssim_channels]
-        np.multiply(self.ssim_centred, self.ssim_centred, out=planes[3:])
+        centred = np.subtract(xyb, self.offset, out=planes[:3])
+        ssim_centred = centred[ssim_channels]
+        np.multiply(ssim_centred, ssim_centred, out=planes[3:])
         blurred = _blur(planes)
-        self.mu_centred = blurred[:3]
-        self.ssim_mu = self.mu_centred[ssim_channels]
+        self.ssim_centred = ssim_centred.copy()
+        del planes, centred, ssim_centred
+        mu_centred = blurred[:3]
+        self.ssim_mu = mu_centred[ssim_channels].copy()
         self.variance = blurred[3:] - self.ssim_mu * self.ssim_mu
         self._put_shift_back(self.variance, self.ssim_mu, self.ssim_mu)
-        edges = np.add(self.mu_centred, self.weighted_offset)
+        edges = np.add(mu_centred, self.weighted_offset)
         np.subtract(xyb, edges, out=edges)
         np.abs(edges, out=edges)
         edges += 1.0
@@ -264,8 +271,7 @@ class _Scale:
     def means(self, sums: np.ndarray) -> np.ndarray:
         """The (channel, norm, term) averages over the whole scale from its sums,
         rows left out summing to zero."""
-        _, height, width = self.centred.shape
-        means = sums / (height * width)
+        means = sums / self.area
         means[:, 1::2] **= 0.25
         return means.reshape(3, 3, 2).transpose(0, 2, 1)
 
@@ -380,15 +386,27 @@ def _final_score(terms: np.ndarray) -> float:
     return PERFECT - 10.0 * raw**0.6276336467831387
 
 
+def _pieces(bands: list[slice], width: int) -> list[slice]:
+    """`bands` cut into pieces of at most _PIECE_ELEMENTS pixels a plane."""
+    rows = max(1, _PIECE_ELEMENTS // width)
+    return [
+        slice(start, min(start + rows, band.stop))
+        for band in bands
+        for start in range(band.start, band.stop, rows)
+    ]
+
+
 def _band_sums(scale: _Scale, linear: np.ndarray, bands: list[slice]) -> np.ndarray:
     """The sums of a distorted scale over `bands` of its rows; the rest sum to zero.
 
-    Each band is blurred with _RADIUS rows of context on either side (or the
-    image's own edge), so that its rows blur as they do in the whole image.
+    The bands are taken in pieces of bounded size, so that a score's working
+    memory does not grow with the image. Each piece is blurred with _RADIUS rows
+    of context on either side (or the image's own edge), so that its rows blur
+    as they do in the whole image.
     """
-    height = linear.shape[1]
+    height, width = linear.shape[1:]
     sums = np.zeros((3, 6))
-    for band in bands:
+    for band in _pieces(bands, width):
         top = max(band.start - _RADIUS, 0)
         bottom = min(band.stop + _RADIUS, height)
         xyb = _xyb(linear[:, top:bottom])
@@ -429,9 +447,9 @@ class Reference:
         finest = self._scales[0]
         terms[:, 0] = finest.means(_band_sums(finest, distorted[0], bands))
         for index in range(1, len(self._scales)):
-            ref, xyb = self._scales[index], _xyb(distorted[index])
-            blurred = _blur(ref.planes_to_blur(xyb))
-            terms[:, index] = ref.means(ref.sums(xyb, blurred))
+            scale, linear = self._scales[index], distorted[index]
+            whole = [slice(0, linear.shape[1])]
+            terms[:, index] = scale.means(_band_sums(scale, linear, whole))
         return _final_score(terms)
 
     def score_image(self, image: Image.Image) -> float:

@@ -206,3 +206,15 @@ def test_changed_bands_reach_a_radius_around_the_changes() -> None:
         slice(100 - radius, 111 + radius),
     ]
     assert changed_bands(original, original.copy()) == []
+
+
+@pytest.mark.parametrize("rows", [1, 7, 64])
+def test_a_score_taken_in_pieces_of_rows_equals_the_whole(
+    rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = rgb_over_white(_small("jpeg/pillow_flower.jpg", (200, 150)))
+    distorted = _with_rows_changed(original, [slice(30, 120)])
+    whole = Reference(original).score(distorted)
+    monkeypatch.setattr(metric, "_PIECE_ELEMENTS", rows * 200)
+    assert metric._pieces([slice(30, 120)], 200)[0] == slice(30, 30 + rows)
+    assert Reference(original).score(distorted) == pytest.approx(whole, abs=1e-4)
