@@ -17,14 +17,9 @@ from workers.optimizers.base import Limits, Options
 from workers.optimizers.errors import CorruptFile, LimitExceeded
 from workers.optimizers.imaging import open_image, prepare
 from workers.optimizers.metric import ssimulacra2
-from workers.optimizers.png import (
-    MOSAIC_COLUMNS,
-    MOSAIC_ROWS,
-    TILE,
-    PngOptimizer,
-    _Scorer,
-)
+from workers.optimizers.png import PngOptimizer
 from workers.optimizers.png_chunks import read_chunks, write_chunks
+from workers.optimizers.png_mosaic import MOSAIC_COLUMNS, MOSAIC_ROWS, TILE, Scorer
 from workers.optimizers.residuals import AVERAGE, PREDICTORS, UP, snap
 
 IMAGES = Path(__file__).resolve().parents[4] / "shared" / "corpus" / "images"
@@ -195,7 +190,7 @@ def test_a_big_image_is_scored_on_its_worst_tiles() -> None:
     original = np.asarray(photo((256, 192)).resize((2600, 1800)))
     damaged = original.copy()
     damaged[1100:1200, 1600:1700] = 0  # one spoilt area, inside tile (2, 3)
-    scorer = _Scorer(Image.fromarray(original))
+    scorer = Scorer(Image.fromarray(original))
 
     scorer.choose_tiles([Image.fromarray(damaged)])
 
