@@ -3,7 +3,9 @@
 The arithmetic follows the `ssimulacra2` package (the reference the tests compare
 with) but runs in float32 with OpenCV's separable filters, keeps the original's
 pyramid so that scoring many candidates against one original pays for the
-original once, and computes the finest scale only where the candidate differs.
+original once (a large original only its coarser scales, so that memory stays
+bounded), works through the image in pieces of rows, and computes the finest
+scale only where the candidate differs.
 Every tool is scored the same way: pixels are decoded to 8-bit sRGB, and alpha
 is composited over white (in sRGB values, as a browser shows the image on a white
 page) before scoring; an animation scores the mean over frames.
@@ -12,7 +14,7 @@ page) before scoring; an animation scores the mean over frames.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import cv2
 import numpy as np
@@ -50,6 +52,10 @@ _CHUNK_ELEMENTS = 16384
 # A score works on pieces of rows of at most this many pixels (4 MB a float32
 # plane), whatever the size of the image.
 _PIECE_ELEMENTS = 1 << 20
+# An original of more pixels than this is not kept whole for scoring: its
+# STREAMED_SCALES finest scales are remade at each score (see Reference).
+STREAM_FROM = 4_500_000
+STREAMED_SCALES = 2
 _ROW_KERNEL = _gaussian_kernel()[None, :]
 _COLUMN_KERNEL = _gaussian_kernel()[:, None]
 
@@ -172,12 +178,19 @@ class _Scale:
     padding makes a blur not shift-invariant near the left and right edges: `shift`
     and `shift_sq`, from the blur of a plane of ones, put the mean back there.
     Variances are kept for `ssim_channels` alone, the channels whose SSIM counts.
+    A scale made of a band of rows is given the whole scale's `offset`.
     """
 
-    def __init__(self, xyb: np.ndarray, ssim_channels: slice | np.ndarray) -> None:
+    def __init__(
+        self,
+        xyb: np.ndarray,
+        ssim_channels: slice | np.ndarray,
+        offset: np.ndarray | None = None,
+    ) -> None:
         self.ssim_channels = ssim_channels
-        offset = xyb.mean(axis=(1, 2), dtype=np.float64)
-        self.offset = offset.astype(np.float32)[:, None, None]
+        if offset is None:
+            offset = xyb.mean(axis=(1, 2), dtype=np.float64).astype(np.float32)
+        self.offset = offset[:, None, None]
         ones = np.ones((1, xyb.shape[2]), dtype=np.float32)
         weight = cv2.filter2D(ones, -1, _ROW_KERNEL, borderType=cv2.BORDER_CONSTANT)
         self.shift = self.offset[ssim_channels] * (1.0 - weight)
@@ -271,9 +284,7 @@ class _Scale:
     def means(self, sums: np.ndarray) -> np.ndarray:
         """The (channel, norm, term) averages over the whole scale from its sums,
         rows left out summing to zero."""
-        means = sums / self.area
-        means[:, 1::2] **= 0.25
-        return means.reshape(3, 3, 2).transpose(0, 2, 1)
+        return _means(sums, self.area)
 
     def _ssim(self, blurred: np.ndarray, rows: slice, count: int) -> np.ndarray:
         """1 - SSIM, at least 0, of the SSIM channels in a chunk: `blurred` holds
@@ -300,22 +311,58 @@ class _Scale:
         return np.maximum(ssim, 0.0, out=ssim)
 
 
+def _means(sums: np.ndarray, area: int) -> np.ndarray:
+    """The (channel, norm, term) averages over a scale of `area` pixels."""
+    means = sums / area
+    means[:, 1::2] **= 0.25
+    return means.reshape(3, 3, 2).transpose(0, 2, 1)
+
+
 def _linear(pixels: np.ndarray) -> np.ndarray:
     """Linear RGB planes (3, h, w) of 8-bit sRGB pixels."""
     return np.ascontiguousarray(np.moveaxis(cv2.LUT(pixels, _SRGB_TO_LINEAR), 2, 0))
 
 
+def _scale_shapes(height: int, width: int) -> list[tuple[int, int]]:
+    """The (height, width) of each scale an image of this size is scored at."""
+    shapes: list[tuple[int, int]] = []
+    while len(shapes) < _SCALES and height >= 8 and width >= 8:
+        shapes.append((height, width))
+        height, width = (height + 1) // 2, (width + 1) // 2
+    return shapes
+
+
+def _pyramid(linear: np.ndarray, count: int) -> list[np.ndarray]:
+    """`linear` and the `count` - 1 scales below it, each half the last."""
+    scales = [linear]
+    while len(scales) < count:
+        scales.append(_halve(scales[-1]))
+    return scales
+
+
 def _scales(pixels: np.ndarray) -> list[np.ndarray]:
     """The linear planes of each scale of 8-bit sRGB pixels, finest first."""
-    linear = _linear(pixels)
-    scales = []
-    for index in range(_SCALES):
-        if linear.shape[1] < 8 or linear.shape[2] < 8:
-            break
-        scales.append(linear)
-        if index < _SCALES - 1:
-            linear = _halve(linear)
-    return scales
+    return _pyramid(_linear(pixels), len(_scale_shapes(*pixels.shape[:2])))
+
+
+def _linear_rows(pixels: np.ndarray, scale: int, top: int, bottom: int) -> np.ndarray:
+    """Rows `top` to `bottom` of the linear planes of a scale, made from the rows
+    of 8-bit sRGB pixels they average. A scale's row pairs start on even rows of
+    the one above, so that the halvings pair and pad rows as the whole image's."""
+    size = 1 << scale
+    linear = _linear(pixels[top * size : bottom * size])
+    for _ in range(scale):
+        linear = _halve(linear)
+    return linear
+
+
+def _linear_scale(pixels: np.ndarray, scale: int) -> np.ndarray:
+    """The linear planes of one scale, made in pieces of _PIECE_ELEMENTS pixels."""
+    height, width = _scale_shapes(*pixels.shape[:2])[scale]
+    linear = np.empty((3, height, width), dtype=np.float32)
+    for piece in _pieces([slice(0, height)], width << 2 * scale):
+        linear[:, piece] = _linear_rows(pixels, scale, piece.start, piece.stop)
+    return linear
 
 
 def changed_bands(original: np.ndarray, distorted: np.ndarray) -> list[slice]:
@@ -328,8 +375,7 @@ def changed_bands(original: np.ndarray, distorted: np.ndarray) -> list[slice]:
     between them anyway.
     """
     height = original.shape[0]
-    difference = cv2.absdiff(original, distorted).reshape(height, -1)
-    changed = np.flatnonzero(difference.max(axis=1))
+    changed = _changed_rows(original, distorted)
     if not len(changed):
         return []
     cuts = np.flatnonzero(np.diff(changed) > 4 * _RADIUS + 1)
@@ -339,6 +385,18 @@ def changed_bands(original: np.ndarray, distorted: np.ndarray) -> list[slice]:
         slice(max(int(first) - _RADIUS, 0), min(int(last) + 1 + _RADIUS, height))
         for first, last in zip(firsts, lasts, strict=True)
     ]
+
+
+def _changed_rows(original: np.ndarray, distorted: np.ndarray) -> np.ndarray:
+    """The indices of the rows that differ, compared a piece of rows at a time."""
+    row = original[0].size
+    step = max(1, _PIECE_ELEMENTS // row)
+    changed = []
+    for top in range(0, original.shape[0], step):
+        rows = slice(top, top + step)
+        difference = cv2.absdiff(original[rows], distorted[rows]).reshape(-1, row)
+        changed.append(np.flatnonzero(difference.max(axis=1)) + top)
+    return np.concatenate(changed) if changed else np.zeros(0, dtype=np.intp)
 
 
 def _weights(scales: int) -> np.ndarray:
@@ -387,7 +445,7 @@ def _final_score(terms: np.ndarray) -> float:
 
 
 def _pieces(bands: list[slice], width: int) -> list[slice]:
-    """`bands` cut into pieces of at most _PIECE_ELEMENTS pixels a plane."""
+    """`bands` cut into pieces of at most _PIECE_ELEMENTS pixels, rows `width` long."""
     rows = max(1, _PIECE_ELEMENTS // width)
     return [
         slice(start, min(start + rows, band.stop))
@@ -396,40 +454,64 @@ def _pieces(bands: list[slice], width: int) -> list[slice]:
     ]
 
 
-def _band_sums(scale: _Scale, linear: np.ndarray, bands: list[slice]) -> np.ndarray:
-    """The sums of a distorted scale over `bands` of its rows; the rest sum to zero.
+# The original's scale over rows `top` to `bottom` of a scale, the distorted XYB
+# planes of those rows, and the index of `top` among the planes of that scale.
+Rows = Callable[[int, int], tuple[_Scale, np.ndarray, int]]
 
-    The bands are taken in pieces of bounded size, so that a score's working
-    memory does not grow with the image. Each piece is blurred with _RADIUS rows
-    of context on either side (or the image's own edge), so that its rows blur
-    as they do in the whole image.
+
+def _band_sums(
+    rows: Rows, bands: list[slice], shape: tuple[int, int], piece_width: int
+) -> np.ndarray:
+    """The sums of a scale of `shape` over `bands` of its rows; the rest sum to zero.
+
+    The bands are taken in pieces of bounded size (`piece_width` is what a row
+    counts), so that a score's working memory does not grow with the image.
+    Each piece is blurred with _RADIUS rows of context on either side (or the
+    image's own edge), so that its rows blur as they do in the whole image.
     """
-    height, width = linear.shape[1:]
+    height = shape[0]
     sums = np.zeros((3, 6))
-    for band in _pieces(bands, width):
+    for band in _pieces(bands, piece_width):
         top = max(band.start - _RADIUS, 0)
-        bottom = min(band.stop + _RADIUS, height)
-        xyb = _xyb(linear[:, top:bottom])
-        blurred = _blur(scale.planes_to_blur(xyb, top))
+        original, xyb, origin = rows(top, min(band.stop + _RADIUS, height))
+        blurred = _blur(original.planes_to_blur(xyb, origin))
         inner = slice(band.start - top, band.stop - top)
-        sums += scale.sums(xyb[:, inner], blurred[:, inner], band.start)
+        sums += original.sums(xyb[:, inner], blurred[:, inner], origin + inner.start)
     return sums
 
 
 class Reference:
     """An original prepared once, to score any number of candidates against it.
 
-    `pixels` is (height, width, 3) uint8 sRGB, as `rgb_over_white` gives.
+    `pixels` is (height, width, 3) uint8 sRGB, as `rgb_over_white` gives. An
+    original of up to STREAM_FROM pixels keeps every scale, about 38 bytes a
+    pixel. A larger one keeps its scales from STREAMED_SCALES on, a sixteenth of
+    that, and remakes the finer ones from its pixels, piece by piece, at every
+    score, which then takes about twice as long there: memory stays bounded
+    whatever the size of the image.
     """
 
     def __init__(self, pixels: np.ndarray) -> None:
         self.pixels = pixels
         self.shape = pixels.shape
-        scales = _scales(pixels)
-        channels = _ssim_channels(len(scales))
+        self.shapes = _scale_shapes(*pixels.shape[:2])
+        large = pixels.shape[0] * pixels.shape[1] > STREAM_FROM
+        streams = large and len(self.shapes) > STREAMED_SCALES
+        self.streamed = STREAMED_SCALES if streams else 0
+        channels = _ssim_channels(len(self.shapes))[self.streamed :]
         self._scales = [
-            _Scale(_xyb(linear), channels[index]) for index, linear in enumerate(scales)
+            _Scale(_xyb(linear), channels[index])
+            for index, linear in enumerate(self._kept_linear(pixels))
         ]
+        # Remade scales are centred on the coarser mean, near enough to their own.
+        self._offset = self._scales[0].offset.reshape(3) if self._scales else None
+
+    def _kept_linear(self, pixels: np.ndarray) -> list[np.ndarray]:
+        """The linear planes of the scales kept, of pixels shaped as the original."""
+        if not self.streamed:
+            return _scales(pixels)
+        linear = _linear_scale(pixels, self.streamed)
+        return _pyramid(linear, len(self.shapes) - self.streamed)
 
     def score(self, pixels: np.ndarray) -> float:
         """SSIMULACRA2 of `pixels` (same shape as the original) against the original.
@@ -442,15 +524,42 @@ class Reference:
         bands = changed_bands(self.pixels, pixels)
         if not bands:
             return PERFECT
-        distorted = _scales(pixels)
-        terms = np.zeros((3, len(self._scales), 2, 3))
-        finest = self._scales[0]
-        terms[:, 0] = finest.means(_band_sums(finest, distorted[0], bands))
-        for index in range(1, len(self._scales)):
-            scale, linear = self._scales[index], distorted[index]
-            whole = [slice(0, linear.shape[1])]
-            terms[:, index] = scale.means(_band_sums(scale, linear, whole))
+        kept = self._kept_linear(pixels)
+        terms = np.zeros((3, len(self.shapes), 2, 3))
+        for index, shape in enumerate(self.shapes):
+            rows = bands if index == 0 else [slice(0, shape[0])]
+            if index < self.streamed:
+                sums = self._remade_sums(index, pixels, rows)
+            else:
+                sums = self._kept_sums(index, kept, rows)
+            terms[:, index] = _means(sums, shape[0] * shape[1])
         return _final_score(terms)
+
+    def _kept_sums(
+        self, index: int, linear: list[np.ndarray], bands: list[slice]
+    ) -> np.ndarray:
+        """The sums of a kept scale; `linear` holds the distorted kept scales."""
+        scale = self._scales[index - self.streamed]
+        planes = linear[index - self.streamed]
+
+        def rows(top: int, bottom: int) -> tuple[_Scale, np.ndarray, int]:
+            return scale, _xyb(planes[:, top:bottom]), top
+
+        return _band_sums(rows, bands, self.shapes[index], self.shapes[index][1])
+
+    def _remade_sums(
+        self, index: int, pixels: np.ndarray, bands: list[slice]
+    ) -> np.ndarray:
+        """The sums of a scale not kept, remade from both images' pixels."""
+        channels = _ssim_channels(len(self.shapes))[index]
+
+        def rows(top: int, bottom: int) -> tuple[_Scale, np.ndarray, int]:
+            original = _xyb(_linear_rows(self.pixels, index, top, bottom))
+            distorted = _xyb(_linear_rows(pixels, index, top, bottom))
+            return _Scale(original, channels, self._offset), distorted, 0
+
+        shape = self.shapes[index]
+        return _band_sums(rows, bands, shape, shape[1] << 2 * index)
 
     def score_image(self, image: Image.Image) -> float:
         """Score a decoded candidate image, alpha over white."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -218,3 +219,46 @@ def test_a_score_taken_in_pieces_of_rows_equals_the_whole(
     monkeypatch.setattr(metric, "_PIECE_ELEMENTS", rows * 200)
     assert metric._pieces([slice(30, 120)], 200)[0] == slice(30, 30 + rows)
     assert Reference(original).score(distorted) == pytest.approx(whole, abs=1e-4)
+
+
+STREAMED_SIZES = [(161, 121), (200, 150), (97, 333), (64, 64)]
+
+
+@pytest.mark.parametrize(
+    "size", STREAMED_SIZES, ids=[f"{w}x{h}" for w, h in STREAMED_SIZES]
+)
+def test_a_large_original_remakes_its_finest_scales_and_scores_the_same(
+    size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = _small("jpeg/exif-samples_DSCN0010.jpg", size)
+    candidates = [
+        rgb_over_white(_jpeg_round_trip(original, quality)) for quality in (30, 85)
+    ]
+    kept = Reference(rgb_over_white(original))
+    monkeypatch.setattr(metric, "STREAM_FROM", 0)
+    monkeypatch.setattr(metric, "_PIECE_ELEMENTS", 2000)
+    streamed = Reference(rgb_over_white(original))
+
+    assert (kept.streamed, streamed.streamed) == (0, metric.STREAMED_SCALES)
+    for candidate in candidates:
+        assert streamed.score(candidate) == pytest.approx(
+            kept.score(candidate), abs=1e-4
+        )
+
+
+def test_a_large_original_keeps_a_fraction_of_the_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = rgb_over_white(_small("jpeg/exif-samples_DSCN0010.jpg", (640, 480)))
+
+    def kept_bytes() -> int:
+        tracemalloc.start()
+        reference = Reference(original)
+        kept = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        assert reference.shape == original.shape
+        return kept
+
+    whole = kept_bytes()
+    monkeypatch.setattr(metric, "STREAM_FROM", 0)
+    assert kept_bytes() < whole / 8
