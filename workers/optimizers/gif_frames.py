@@ -22,9 +22,15 @@ from PIL import Image
 from workers.optimizers import gif_blocks, gif_canvas
 from workers.optimizers.errors import CorruptFile
 from workers.optimizers.imaging import DECODE_ERRORS
-from workers.optimizers.metric import Reference, rgb_over_white
+from workers.optimizers.metric import Reference, kept_bytes, rgb_over_white
 
 _SUM_OF_CHANNELS = np.ones((1, 3), dtype=np.float32)
+# The bytes of references a scorer keeps whole (about 43 a pixel); the frames
+# past them get references that keep a seventh of that and remake the rest at
+# each score, in about 1.5 times the time. On the corpus, rich_table_movie's
+# 21 references took 870 MB (its search peaked at 1182 MB, now 596 MB, 5%
+# slower); the other recordings' 266 and 390 MB.
+KEPT_REFERENCES = 256 << 20
 
 
 def starts(layout: gif_blocks.Layout) -> list[int]:
@@ -101,6 +107,17 @@ def _changed_share(first: np.ndarray, frame: np.ndarray) -> float:
     return cv2.countNonZero(summed) / summed.size
 
 
+def _references(frames: list[np.ndarray]) -> list[Reference]:
+    """A reference of each frame, kept whole while they fit in KEPT_REFERENCES."""
+    references = []
+    budget = KEPT_REFERENCES
+    for frame in frames:
+        cost = kept_bytes(*frame.shape[:2])
+        references.append(Reference(frame, remake=cost > budget))
+        budget -= cost if cost <= budget else 0
+    return references
+
+
 class FrameScorer:
     """Scores candidates against frames of an original, whole frames only.
 
@@ -126,7 +143,7 @@ class FrameScorer:
         self.weights = [len(run) for run in runs]
         frame_starts = starts(layout)
         self.times = [frame_starts[index] for index in self.indices]
-        self.references = [Reference(shown[index]) for index in self.indices]
+        self.references = _references([shown[index] for index in self.indices])
 
     def shown_indices(self, layout: gif_blocks.Layout) -> list[int]:
         """The candidate's frames to compare with the scored originals."""

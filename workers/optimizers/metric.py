@@ -53,9 +53,9 @@ _CHUNK_ELEMENTS = 16384
 # plane), whatever the size of the image.
 _PIECE_ELEMENTS = 1 << 20
 # An original of more pixels than this is not kept whole for scoring: its
-# STREAMED_SCALES finest scales are remade at each score (see Reference).
-STREAM_FROM = 4_500_000
-STREAMED_SCALES = 2
+# REMADE_SCALES finest scales are remade at each score (see Reference).
+REMAKE_FROM = 4_500_000
+REMADE_SCALES = 2
 _ROW_KERNEL = _gaussian_kernel()[None, :]
 _COLUMN_KERNEL = _gaussian_kernel()[:, None]
 
@@ -480,25 +480,39 @@ def _band_sums(
     return sums
 
 
+def kept_bytes(height: int, width: int) -> int:
+    """About the bytes a Reference keeps of an original this size kept whole: its
+    pixels, and at every scale the SSIM channels' centred planes, means and
+    variances and the three edge planes."""
+    shapes = _scale_shapes(height, width)
+    channels = _ssim_channels(len(shapes))
+    planes = [3 * len(np.arange(3)[chosen]) + 3 for chosen in channels]
+    areas = [h * w for h, w in shapes]
+    scales = sum(4 * area * count for area, count in zip(areas, planes, strict=True))
+    return 3 * height * width + scales
+
+
 class Reference:
     """An original prepared once, to score any number of candidates against it.
 
     `pixels` is (height, width, 3) uint8 sRGB, as `rgb_over_white` gives. An
-    original of up to STREAM_FROM pixels keeps every scale, about 38 bytes a
-    pixel. A larger one keeps its scales from STREAMED_SCALES on, a sixteenth of
-    that, and remakes the finer ones from its pixels, piece by piece, at every
-    score, which then takes about twice as long there: memory stays bounded
-    whatever the size of the image.
+    original of up to REMAKE_FROM pixels keeps every scale (`kept_bytes`, about
+    43 bytes a pixel). A larger one, or any told to `remake`, keeps its scales
+    from REMADE_SCALES on, a sixteenth of that besides its pixels, and remakes
+    the finer ones from its pixels, piece by piece, at every score, which then
+    takes about 1.5 times as long: memory stays bounded whatever the size of the
+    image.
     """
 
-    def __init__(self, pixels: np.ndarray) -> None:
+    def __init__(self, pixels: np.ndarray, remake: bool | None = None) -> None:
         self.pixels = pixels
         self.shape = pixels.shape
         self.shapes = _scale_shapes(*pixels.shape[:2])
-        large = pixels.shape[0] * pixels.shape[1] > STREAM_FROM
-        streams = large and len(self.shapes) > STREAMED_SCALES
-        self.streamed = STREAMED_SCALES if streams else 0
-        channels = _ssim_channels(len(self.shapes))[self.streamed :]
+        if remake is None:
+            remake = pixels.shape[0] * pixels.shape[1] > REMAKE_FROM
+        remakes = remake and len(self.shapes) > REMADE_SCALES
+        self.remade = REMADE_SCALES if remakes else 0
+        channels = _ssim_channels(len(self.shapes))[self.remade :]
         self._scales = [
             _Scale(_xyb(linear), channels[index])
             for index, linear in enumerate(self._kept_linear(pixels))
@@ -508,10 +522,10 @@ class Reference:
 
     def _kept_linear(self, pixels: np.ndarray) -> list[np.ndarray]:
         """The linear planes of the scales kept, of pixels shaped as the original."""
-        if not self.streamed:
+        if not self.remade:
             return _scales(pixels)
-        linear = _linear_scale(pixels, self.streamed)
-        return _pyramid(linear, len(self.shapes) - self.streamed)
+        linear = _linear_scale(pixels, self.remade)
+        return _pyramid(linear, len(self.shapes) - self.remade)
 
     def score(self, pixels: np.ndarray) -> float:
         """SSIMULACRA2 of `pixels` (same shape as the original) against the original.
@@ -528,7 +542,7 @@ class Reference:
         terms = np.zeros((3, len(self.shapes), 2, 3))
         for index, shape in enumerate(self.shapes):
             rows = bands if index == 0 else [slice(0, shape[0])]
-            if index < self.streamed:
+            if index < self.remade:
                 sums = self._remade_sums(index, pixels, rows)
             else:
                 sums = self._kept_sums(index, kept, rows)
@@ -539,8 +553,8 @@ class Reference:
         self, index: int, linear: list[np.ndarray], bands: list[slice]
     ) -> np.ndarray:
         """The sums of a kept scale; `linear` holds the distorted kept scales."""
-        scale = self._scales[index - self.streamed]
-        planes = linear[index - self.streamed]
+        scale = self._scales[index - self.remade]
+        planes = linear[index - self.remade]
 
         def rows(top: int, bottom: int) -> tuple[_Scale, np.ndarray, int]:
             return scale, _xyb(planes[:, top:bottom]), top

@@ -221,11 +221,11 @@ def test_a_score_taken_in_pieces_of_rows_equals_the_whole(
     assert Reference(original).score(distorted) == pytest.approx(whole, abs=1e-4)
 
 
-STREAMED_SIZES = [(161, 121), (200, 150), (97, 333), (64, 64)]
+REMADE_SIZES = [(161, 121), (200, 150), (97, 333), (64, 64)]
 
 
 @pytest.mark.parametrize(
-    "size", STREAMED_SIZES, ids=[f"{w}x{h}" for w, h in STREAMED_SIZES]
+    "size", REMADE_SIZES, ids=[f"{w}x{h}" for w, h in REMADE_SIZES]
 )
 def test_a_large_original_remakes_its_finest_scales_and_scores_the_same(
     size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
@@ -235,15 +235,13 @@ def test_a_large_original_remakes_its_finest_scales_and_scores_the_same(
         rgb_over_white(_jpeg_round_trip(original, quality)) for quality in (30, 85)
     ]
     kept = Reference(rgb_over_white(original))
-    monkeypatch.setattr(metric, "STREAM_FROM", 0)
+    monkeypatch.setattr(metric, "REMAKE_FROM", 0)
     monkeypatch.setattr(metric, "_PIECE_ELEMENTS", 2000)
-    streamed = Reference(rgb_over_white(original))
+    remade = Reference(rgb_over_white(original))
 
-    assert (kept.streamed, streamed.streamed) == (0, metric.STREAMED_SCALES)
+    assert (kept.remade, remade.remade) == (0, metric.REMADE_SCALES)
     for candidate in candidates:
-        assert streamed.score(candidate) == pytest.approx(
-            kept.score(candidate), abs=1e-4
-        )
+        assert remade.score(candidate) == pytest.approx(kept.score(candidate), abs=1e-4)
 
 
 def test_a_large_original_keeps_a_fraction_of_the_memory(
@@ -260,5 +258,17 @@ def test_a_large_original_keeps_a_fraction_of_the_memory(
         return kept
 
     whole = kept_bytes()
-    monkeypatch.setattr(metric, "STREAM_FROM", 0)
+    monkeypatch.setattr(metric, "REMAKE_FROM", 0)
     assert kept_bytes() < whole / 8
+
+
+@pytest.mark.parametrize("size", [(640, 480), (97, 333), (161, 121)])
+def test_kept_bytes_tells_what_a_reference_keeps(size: tuple[int, int]) -> None:
+    original = rgb_over_white(_small("jpeg/exif-samples_DSCN0010.jpg", size))
+    tracemalloc.start()
+    reference = Reference(original)
+    kept = tracemalloc.get_traced_memory()[0] + original.nbytes
+    tracemalloc.stop()
+
+    assert reference.remade == 0
+    assert metric.kept_bytes(*original.shape[:2]) == pytest.approx(kept, rel=0.05)
