@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from workers.optimizers.gif_gifsicle import Deadline
+from pathlib import Path
+
+import pytest
+
+from workers.optimizers import gif_lossy
+from workers.optimizers.gif_gifsicle import Deadline, gifsicle
 from workers.optimizers.gif_lossy import Bound, Choice, _Search
 
 TARGET = 85.0
@@ -74,3 +79,30 @@ def test_the_first_search_makes_no_floor_copy() -> None:
     assert found is not None
     assert len(found.data) == 152
     assert 0 not in search.made, "nothing held yet: the floor tells nothing"
+
+
+CHI = Path(__file__).resolve().parents[4] / "shared/corpus/images/gif/pillow_chi.gif"
+
+
+def _colour_calls(monkeypatch: pytest.MonkeyPatch, reach: float) -> list[list[str]]:
+    """The gifsicle calls that cut colours in a search of chi taken as large."""
+    calls: list[list[str]] = []
+
+    def recorded(data: bytes, arguments: list[str], deadline: Deadline) -> bytes:
+        calls.append(arguments)
+        return gifsicle(data, arguments, deadline)
+
+    monkeypatch.setattr(gif_lossy, "gifsicle", recorded)
+    monkeypatch.setattr(gif_lossy, "LARGE", 0)
+    monkeypatch.setattr(gif_lossy, "COLOUR_REACH", reach)
+    data = CHI.read_bytes()
+    assert gif_lossy.lossy(data, data, TARGET, Deadline(60.0)) is not None
+    return [arguments for arguments in calls if "--colors" in arguments]
+
+
+def test_fewer_colours_are_searched_only_within_their_reach(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Its tolerance copy holds in a tenth of the strongest level's bytes.
+    assert _colour_calls(monkeypatch, gif_lossy.COLOUR_REACH) == []
+    assert _colour_calls(monkeypatch, 0.0) != []
