@@ -67,6 +67,8 @@ def _next(
     the open bracket or at a known index (neighbouring levels can score a point
     apart either way), the power 1/2 from the nearest score takes over, and then
     the next untried level past the last failing one, or the bracket's middle.
+    A level that counts as holding unscored, as a copy too large to win does,
+    ends the search where the failing level's model puts the target past it.
     """
     failing = [i for i, value in known.items() if value < target]
     above = max(failing) if failing else -1
@@ -74,6 +76,15 @@ def _next(
     if below - above <= 1:
         return None
     aim = target + AIM
+    # A `best` not scored (its copy too large to win) where the failing level
+    # puts the target at or past it: nothing between is expected to hold.
+    unscored = best is not None and known[best] >= PERFECT
+    if (
+        failing
+        and unscored
+        and _index(levels, _level(levels, known, [above], aim)) >= below
+    ):
+        return None
     if failing and best is not None:
         fits = [above, below]
     else:

@@ -65,3 +65,37 @@ def test_a_larger_slack_stops_sooner() -> None:
         assert score(found) >= TARGET, "the level found holds"
         asked[slack] = len(counted)
     assert asked[3.0] < asked[0.1], f"scores asked by slack: {asked}"
+
+
+def _too_large_from(first: int):
+    """A file whose loss is 30 at level 400 and grows with the power 1/2, where
+    the copies from index `first` on are too large to win: unscored, they count
+    as holding with a perfect score."""
+
+    def score(index: int) -> float:
+        if index >= first:
+            return 100.0
+        return 100.0 - 30.0 * (LEVELS[index] / 400) ** 0.5
+
+    return score
+
+
+def test_gives_up_where_the_target_lies_past_a_copy_too_large() -> None:
+    asked: list[int] = []
+    score = _too_large_from(LEVELS.index(131))
+
+    def counted(index: int) -> float:
+        asked.append(index)
+        return score(index)
+
+    found = predicted_search(LEVELS, counted, TARGET, FIRST_GUESS)
+    assert found is not None
+    assert score(found) == 100.0, "only copies too large to win hold"
+    assert len(asked) == 2, f"the floor and the predicted level, not {asked}"
+
+
+def test_goes_on_where_the_target_lies_before_a_copy_too_large() -> None:
+    score = _too_large_from(LEVELS.index(70))
+    found = predicted_search(LEVELS, score, TARGET, FIRST_GUESS)
+    assert found is not None
+    assert TARGET <= score(found) < 100.0, "a scored level holds before them"
