@@ -25,12 +25,12 @@ import io
 
 from PIL import Image
 
-from workers.optimizers import imaging, webp
+from workers.optimizers import imaging, webp, webp_encode, webp_search
 from workers.optimizers.base import Limits, Options, Result
 from workers.optimizers.perceptual import block_mosaic, still_search
 
 # SSIMULACRA2 an AVIF holds, as a lossy WebP does.
-AVIF_TARGET = webp.TARGET
+AVIF_TARGET = webp_search.TARGET
 AVIF_QUALITIES = tuple(range(20, 101))
 AVIF_FIRST_GUESS = AVIF_QUALITIES.index(65)
 AVIF_FIRST_STRIDE = 8
@@ -78,7 +78,7 @@ def _lossless_webp(image: Image.Image, options: Options) -> Result | None:
     imaging.load(image)
     pixels = imaging.to_8bit(image)
     pixels = imaging.resize_into(pixels, options.resize)
-    data = webp.lossless_still(pixels, metadata)
+    data = webp_encode.lossless_still(pixels, metadata)
     return Result(data, "webp", pixels.width, pixels.height)
 
 
@@ -91,10 +91,10 @@ def _lossy_webp(image: Image.Image, options: Options, to_beat: int) -> Result | 
     source_format = image.format
     prepared = imaging.prepare(image, options)
     pixels, metadata = prepared.image, prepared.metadata
-    found = webp.lossy_still(pixels, metadata, to_beat)
+    found = webp_search.lossy_still(pixels, metadata, to_beat)
     candidates = [] if found is None else [found.data]
     if source_format in _LOSSLESS_SOURCES and not webp.far_below(found, to_beat):
-        candidates.append(webp.lossless_still(pixels, metadata))
+        candidates.append(webp_encode.lossless_still(pixels, metadata))
     if not candidates:
         return None
     return Result(min(candidates, key=len), "webp", pixels.width, pixels.height)
@@ -108,13 +108,13 @@ def _animated_webp(image: Image.Image, options: Options, to_beat: int) -> Result
     whole encode is no smaller.
     """
     if options.lossless:
-        frames = webp.resized(webp.decode_frames(image), options.resize)
+        frames = webp.resized(webp_encode.decode_frames(image), options.resize)
         metadata = imaging.lossless_metadata(image, options.preserve)
-        data = webp.lossless_animation(frames, metadata)
+        data = webp_encode.lossless_animation(frames, metadata)
     else:
         frames, metadata = webp.prepare_frames(image, options)
-        data = webp.lossless_animation(frames, metadata)
-        found = webp.lossy_animation(frames, metadata, min(to_beat, len(data)))
+        data = webp_encode.lossless_animation(frames, metadata)
+        found = webp_search.lossy_animation(frames, metadata, min(to_beat, len(data)))
         if found is not None and len(found.data) < len(data):
             data = found.data
     width, height = frames.images[0].size

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from workers.optimizers import webp, webpriff
+from workers.optimizers import webp_encode, webp_search, webpriff
 from workers.optimizers.base import Limits, Options
 from workers.optimizers.errors import CorruptFile, LimitExceeded
 from workers.optimizers.metric import ssimulacra2
@@ -484,13 +484,14 @@ def test_an_original_coded_coarser_than_the_target_needs_is_kept_unencoded(
         picture = photo.convert("RGB")
     data = webp_bytes(picture, quality=50)
     sizes = []
-    encode = webp.encode
+    encode = webp_encode.encode
 
     def counted(image: Image.Image, *rest: object) -> bytes:
         sizes.append(image.size)
         return encode(image, *rest)
 
-    monkeypatch.setattr(webp, "encode", counted)
+    monkeypatch.setattr(webp_search, "encode", counted)
+    monkeypatch.setattr(webp_encode, "encode", counted)
 
     result = optimize(data, Options())
 
@@ -503,16 +504,17 @@ def test_an_original_coded_coarser_than_the_target_needs_is_kept_unencoded(
 def test_libwebps_quantizer_is_predicted_for_a_quality(quality: int) -> None:
     coded = webp_bytes(gradient(256, 256), quality=quality, method=5)
 
-    assert webpriff.quantizer(coded) == webp.libwebp_quantizer(quality)
+    assert webpriff.quantizer(coded) == webp_search.libwebp_quantizer(quality)
 
 
 @pytest.mark.parametrize("quantizer", [0, 6, 20, 33, 36, 41, 64, 78, 127])
 def test_quality_of_a_quantizer_is_the_highest_that_codes_as_coarsely(
     quantizer: int,
 ) -> None:
-    quality = webp.quality_of(quantizer)
+    quality = webp_search.quality_of(quantizer)
 
     if quality > 20:
-        assert webp.libwebp_quantizer(quality) >= quantizer, "as coarse"
+        assert webp_search.libwebp_quantizer(quality) >= quantizer, "as coarse"
     if quality < 100:
-        assert webp.libwebp_quantizer(quality + 1) < quantizer, "the next is finer"
+        finer = webp_search.libwebp_quantizer(quality + 1)
+        assert finer < quantizer, "the next is finer"
