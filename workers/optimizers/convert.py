@@ -159,11 +159,6 @@ def encode_avif(
     Pillow turns an EXIF orientation into the AVIF's own rotation and mirror.
     """
     out = io.BytesIO()
-    extra: dict[str, object] = {}
-    if metadata.exif:
-        extra["exif"] = metadata.exif
-    if metadata.icc:
-        extra["icc_profile"] = metadata.icc
     image.save(
         out,
         "AVIF",
@@ -171,7 +166,7 @@ def encode_avif(
         speed=speed,
         subsampling=AVIF_SUBSAMPLING,
         max_threads=1,
-        **extra,
+        **metadata.save_arguments(),
     )
     return out.getvalue()
 

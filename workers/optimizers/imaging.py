@@ -63,6 +63,15 @@ class Metadata:
     exif: bytes | None = None
     icc: bytes | None = None
 
+    def save_arguments(self) -> dict[str, object]:
+        """The arguments of Pillow's `save` that embed this metadata."""
+        arguments: dict[str, object] = {}
+        if self.exif:
+            arguments["exif"] = self.exif
+        if self.icc:
+            arguments["icc_profile"] = self.icc
+        return arguments
+
 
 @dataclass(frozen=True)
 class Prepared:

@@ -250,11 +250,7 @@ def encode(image: Image.Image, setting: Setting, metadata: Metadata) -> bytes:
         baseline = _baseline(image, setting)
         progressive = mozjpeg_lossless_optimization.optimize(baseline)
         return with_metadata(progressive, metadata.exif, metadata.icc)
-    extra = {}
-    if metadata.exif:
-        extra["exif"] = metadata.exif
-    if metadata.icc:
-        extra["icc_profile"] = metadata.icc
+    extra = metadata.save_arguments()
     return _turbo(image, setting.quality, progressive=True, **extra)
 
 

@@ -4,8 +4,11 @@ Lossless keeps every pixel of every frame: a lossless file is encoded again at a
 stronger effort, a lossy one can only be repacked with less metadata. Lossy finds
 the lowest quality whose output holds the perceptual target, and keeps whichever
 of that, a repack and (for a lossless original) a stronger lossless copy is
-smallest. The encoders here also serve `convert`, which makes WebP of any image.
+smallest. The encoders (webp_encode.py) and searches (webp_search.py) also serve
+`convert`, which makes WebP of any image.
 """
+
+from __future__ import annotations
 
 from dataclasses import replace
 

@@ -83,7 +83,7 @@ def encode(
 ) -> bytes:
     """One still WebP of `image` with the metadata it is to carry."""
     out = io.BytesIO()
-    extra = _metadata_arguments(metadata)
+    extra = metadata.save_arguments()
     image.save(out, "WEBP", **settings, **extra)
     return out.getvalue()
 
@@ -94,7 +94,7 @@ def encode_frames(
     """An animated WebP of every frame, each shown for its own duration."""
     out = io.BytesIO()
     first, *rest = frames.images
-    extra = _metadata_arguments(metadata)
+    extra = metadata.save_arguments()
     if frames.background is not None:
         extra["background"] = frames.background
     first.save(
@@ -108,15 +108,6 @@ def encode_frames(
         **extra,
     )
     return out.getvalue()
-
-
-def _metadata_arguments(metadata: imaging.Metadata) -> dict[str, object]:
-    extra: dict[str, object] = {}
-    if metadata.exif:
-        extra["exif"] = metadata.exif
-    if metadata.icc:
-        extra["icc_profile"] = metadata.icc
-    return extra
 
 
 def decode_still(data: bytes) -> Image.Image:
