@@ -81,7 +81,7 @@ ENCODERS: dict[str, Encoder] = {
 }
 
 
-# The two the optimizer searches (workers/optimizers/jpeg.py), each image taking
+# The two the optimizer searches (workers/optimizers/jpeg_search.py), each taking
 # the smaller one that holds the target: which wins depends on chroma detail.
 SEARCHED = ("Pillow 4:4:4 progressive", "jpegli + mozjpeg scans")
 

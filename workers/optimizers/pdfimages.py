@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pikepdf
 from PIL import Image
 
-from workers.optimizers import jpeg, pdf_samples, pdfstreams
+from workers.optimizers import jpeg_encode, pdf_samples, pdfstreams
 from workers.optimizers.base import Limits
 from workers.optimizers.imaging import Metadata
 from workers.optimizers.pdf_placements import (
@@ -220,8 +220,8 @@ def _jpeg_may_win(pixels: Image.Image, to_beat: int) -> bool:
     """
     sample = proxy_of(pixels) or pixels
     encoder = "jpegli" if pixels.mode == "RGB" else "444"
-    lowest = jpeg.Setting(jpeg.QUALITIES[0], encoder)
-    probe = jpeg.encode(sample, lowest, Metadata())
+    lowest = jpeg_encode.Setting(jpeg_encode.QUALITIES[0], encoder)
+    probe = jpeg_encode.encode(sample, lowest, Metadata())
     scale = pixels.width * pixels.height / (sample.width * sample.height)
     return len(probe) * scale < to_beat
 
@@ -236,11 +236,12 @@ def _jpeg_search(
     at 4:4:4 only where jpegli cannot hold TARGET (sharp colour edges of small
     images); grey and CMYK with libjpeg-turbo alone.
     """
-    encoders = jpeg.ENCODERS if pixels.mode == "RGB" else ("444",)
+    encoders = jpeg_encode.ENCODERS if pixels.mode == "RGB" else ("444",)
     over = _OverAlpha(alpha if pixels.mode in ("L", "RGB") else None)
     subject = over.attach(pixels)
     for encoder in encoders:
-        settings = [jpeg.Setting(quality, encoder) for quality in jpeg.QUALITIES]
+        qualities = jpeg_encode.QUALITIES
+        settings = [jpeg_encode.Setting(quality, encoder) for quality in qualities]
         found = still_search(
             subject, settings, over.encode, over.decode, TARGET, to_beat
         )
@@ -269,11 +270,11 @@ class _OverAlpha:
         combined.putalpha(self.alpha)
         return combined
 
-    def encode(self, picture: Image.Image, setting: jpeg.Setting) -> bytes:
+    def encode(self, picture: Image.Image, setting: jpeg_encode.Setting) -> bytes:
         if picture.mode in ("LA", "RGBA"):
             self.alphas[picture.size] = picture.getchannel("A")
             picture = picture.convert(picture.mode[:-1])
-        return jpeg.encode(picture, setting, Metadata())
+        return jpeg_encode.encode(picture, setting, Metadata())
 
     def decode(self, data: bytes) -> Image.Image:
         picture = Image.open(io.BytesIO(data))

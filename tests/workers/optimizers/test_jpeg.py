@@ -13,16 +13,10 @@ from PIL import Image, ImageCms
 from workers.optimizers.base import Limits, Options
 from workers.optimizers.errors import CorruptFile, LimitExceeded
 from workers.optimizers.imaging import open_image, prepare
-from workers.optimizers.jpeg import (
-    KEEP_QUALITY,
-    JpegOptimizer,
-    Setting,
-    Trial,
-    input_quality,
-    lowest_passing,
-    proxy_mosaic,
-)
+from workers.optimizers.jpeg import KEEP_QUALITY, JpegOptimizer, input_quality
+from workers.optimizers.jpeg_encode import Setting
 from workers.optimizers.jpeg_markers import split
+from workers.optimizers.jpeg_search import Trial, lowest_passing, proxy_mosaic
 from workers.optimizers.metric import ssimulacra2
 
 JPEGS = Path(__file__).resolve().parents[4] / "shared" / "corpus" / "images" / "jpeg"
