@@ -64,6 +64,9 @@ def _optimize(data: bytes, options: Options, limits: Limits) -> Result:
             stream_decode_level=pikepdf.StreamDecodeLevel.none,
             recompress_flate=False,
             fix_metadata_version=False,
+            # The same input gives the same bytes: /ID from the content, not
+            # from the clock.
+            deterministic_id=True,
         )
         return _facts(pdf, out.getvalue())
 

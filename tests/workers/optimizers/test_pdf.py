@@ -6,6 +6,7 @@ import base64
 import binascii
 import io
 import random
+import time
 import zlib
 from pathlib import Path
 
@@ -130,6 +131,15 @@ def test_lossless_is_smaller_than_the_original(name: str, at_most: float) -> Non
     result = PdfOptimizer().optimize(original, LOSSLESS, Limits())
     ratio = len(result.data) / len(original)
     assert ratio <= at_most, f"{name}: {ratio:.2f} of the original, expected {at_most}"
+
+
+def test_the_same_pdf_gives_the_same_bytes_a_second_later() -> None:
+    original = (CORPUS / "pdfjs_TAMReview.pdf").read_bytes()
+    first = PdfOptimizer().optimize(original, LOSSLESS, Limits())
+    # qpdf's own /ID mixes in the time, to the second.
+    time.sleep(1.1)
+    second = PdfOptimizer().optimize(original, LOSSLESS, Limits())
+    assert first.data == second.data
 
 
 def test_identical_streams_are_merged() -> None:
