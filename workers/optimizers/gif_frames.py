@@ -109,12 +109,12 @@ def _changed_share(first: np.ndarray, frame: np.ndarray) -> float:
 
 def _references(frames: list[np.ndarray]) -> list[Reference]:
     """A reference of each frame, kept whole while they fit in KEPT_REFERENCES."""
-    references = []
-    budget = KEPT_REFERENCES
+    references, kept = [], 0
     for frame in frames:
         cost = kept_bytes(*frame.shape[:2])
-        references.append(Reference(frame, remake=cost > budget))
-        budget -= cost if cost <= budget else 0
+        keep = kept + cost <= KEPT_REFERENCES
+        references.append(Reference(frame, remake=not keep))
+        kept += cost if keep else 0
     return references
 
 
