@@ -201,7 +201,7 @@ def test_changed_bands_reach_a_radius_around_the_changes() -> None:
     original = np.zeros((200, 40, 3), dtype=np.uint8)
     distorted = original.copy()
     distorted[[3, 100, 110], 5, 1] = 1
-    radius = metric._RADIUS
+    radius = metric.RADIUS
     assert changed_bands(original, distorted) == [
         slice(0, 4 + radius),
         slice(100 - radius, 111 + radius),
