@@ -258,7 +258,8 @@ def _linear_table() -> np.ndarray:
     return linear.astype(np.float32)
 
 
-_TO_LINEAR = _linear_table()
+# Linear light of each 8-bit sRGB value, the transfer function of IEC 61966-2-1.
+SRGB_TO_LINEAR = _linear_table()
 
 
 def _to_srgb_bytes(linear: np.ndarray) -> np.ndarray:
@@ -302,7 +303,7 @@ def resize_into(image: Image.Image, box: tuple[int, int] | None) -> Image.Image:
         pixels = pixels[:, :, None]
     colour_count = 3 if image.mode in ("RGB", "RGBA") else 1
     has_alpha = image.mode in ("LA", "RGBA")
-    linear = _TO_LINEAR[pixels[:, :, :colour_count]]
+    linear = SRGB_TO_LINEAR[pixels[:, :, :colour_count]]
     alpha = pixels[:, :, colour_count].astype(np.float32) / 255.0 if has_alpha else None
     if alpha is not None:
         linear *= alpha[:, :, None]

@@ -14,6 +14,8 @@ import functools
 import cv2
 import numpy as np
 
+from workers.optimizers.imaging import SRGB_TO_LINEAR
+
 SCALES = 6
 _SIGMA = 1.5
 _TRUNCATE = 3.33
@@ -72,15 +74,6 @@ _WEIGHTS = np.array(
     ],
     dtype=np.float64,
 ).reshape(3, SCALES, 2, 3)  # fmt: skip
-
-
-def _linear_table() -> np.ndarray:
-    v = np.arange(256, dtype=np.float64) / 255.0
-    linear = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
-    return linear.astype(np.float32)
-
-
-_SRGB_TO_LINEAR = _linear_table()
 
 
 def xyb_planes(linear: np.ndarray) -> np.ndarray:
@@ -289,7 +282,7 @@ def means(sums: np.ndarray, area: int) -> np.ndarray:
 
 def linear_planes(pixels: np.ndarray) -> np.ndarray:
     """Linear RGB planes (3, h, w) of 8-bit sRGB pixels."""
-    return np.ascontiguousarray(np.moveaxis(cv2.LUT(pixels, _SRGB_TO_LINEAR), 2, 0))
+    return np.ascontiguousarray(np.moveaxis(cv2.LUT(pixels, SRGB_TO_LINEAR), 2, 0))
 
 
 def _weights(scales: int) -> np.ndarray:
