@@ -53,10 +53,16 @@ def rgb_over_white(image: Image.Image) -> np.ndarray:
     )
     if not has_alpha:
         return np.asarray(image.convert("RGB"))
-    rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
-    alpha = rgba[..., 3:4] / 255.0
-    over_white = rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)
-    return np.rint(over_white).astype(np.uint8)
+    rgba = np.asarray(image.convert("RGBA"))
+    pixels = rgba[..., :3].copy()
+    # An opaque pixel is its own colour; only the others are composited.
+    seen_through = rgba[..., 3] < 255
+    if seen_through.any():
+        colour = rgba[seen_through].astype(np.float32)
+        alpha = colour[:, 3:4] / 255.0
+        over_white = colour[:, :3] * alpha + 255.0 * (1.0 - alpha)
+        pixels[seen_through] = np.rint(over_white).astype(np.uint8)
+    return pixels
 
 
 def _scale_shapes(height: int, width: int) -> list[tuple[int, int]]:

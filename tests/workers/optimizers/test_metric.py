@@ -140,6 +140,16 @@ def test_alpha_is_composited_over_white(
     assert tuple(pixels[0, 0]) == expected, f"expected {expected}, got {pixels[0, 0]}"
 
 
+def test_every_alpha_over_every_value_rounds_to_the_nearest() -> None:
+    alpha, value = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    rgba = np.stack([value, 255 - value, value, alpha], axis=-1).astype(np.uint8)
+    pixels = rgb_over_white(Image.fromarray(rgba, "RGBA"))
+
+    over = rgba[..., :3] * (alpha[..., None] / 255) + 255 * (1 - alpha[..., None] / 255)
+    assert np.abs(pixels - over).max() <= 0.5 + 1e-4
+    assert np.array_equal(pixels[255], rgba[255, :, :3]), "opaque pixels unchanged"
+
+
 def test_palette_transparency_is_composited_over_white() -> None:
     image = Image.new("P", (2, 1), 0)
     image.putpalette([0, 0, 0, 200, 0, 0])
