@@ -1,7 +1,8 @@
 # The two commands of the README, and the targets they stand on.
 #   make run    create the virtualenv, install everything, start `squeezer serve`
 #   make test   install the test tools, lint, check formatting, run the tests
-#   make bench  the optimizers against their peers; make bench-api the service
+#   make bench  the optimizers against their peers (bench-memory: their peak
+#               memory); make bench-api the service
 # The tests start the real services they need themselves (a private redis-server,
 # moto's S3 server, Celery worker processes) and stop them when they finish.
 

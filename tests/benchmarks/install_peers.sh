@@ -15,6 +15,7 @@ gifsicle gifsicle
 cwebp webp
 qpdf qpdf
 gs ghostscript
+/usr/bin/time time
 "
 
 missing=""

@@ -10,7 +10,7 @@ import pikepdf
 import pytest
 from PIL import Image
 
-from tests.benchmarks import peers, pixels, quality, report
+from tests.benchmarks import memory, peers, pixels, quality, report
 from tests.benchmarks.report import FileResult
 
 
@@ -282,3 +282,17 @@ def test_missing_peer_program_is_reported():
 def test_failing_program_raises_tool_failed(tmp_path: Path):
     with pytest.raises(peers.ToolFailed, match="exited 1"):
         peers.run_program(["false"])
+
+
+def test_memory_is_measured_in_a_process_of_its_own() -> None:
+    chi = memory.CORPUS / "images" / "gif" / "pillow_chi.gif"
+    ours = memory.measure("squeezer", "gif", "lossy", chi)
+    floor = memory.measure(memory.BASELINE, "gif", "lossy", chi)
+
+    assert 0 < ours.bytes_out < chi.stat().st_size
+    assert ours.seconds > 0
+    assert floor.bytes_out == 0
+    assert ours.process_mb >= floor.process_mb > 10
+    assert "| pillow_chi.gif | lossy | squeezer |" in memory.table(
+        [("pillow_chi.gif", "lossy", ours)]
+    )
