@@ -23,6 +23,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.benchmarks import peers
+from tests.benchmarks.optimizers import pin_to_one_core
+from tests.benchmarks.peers import Tool
+from workers.optimizers import Options, optimize
+
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO.parent / "shared" / "corpus"
 BASELINE = "python and imports"
@@ -54,27 +59,22 @@ class Peak:
     bytes_out: int
 
 
-def _tools(fmt: str, mode: str) -> list:
+def _tools(fmt: str, mode: str) -> list[Tool]:
     """Ours and the peers for a format and mode; to convert, ours and cwebp -q 80
     (which reads the JPEG itself)."""
-    from tests.benchmarks import peers
-    from workers.optimizers import Options, optimize
-
     if mode != CONVERT:
         return peers.select([fmt], [mode], list(peers.FAMILIES))
 
     def convert(data: bytes, workdir: Path) -> bytes:
         return optimize(data, Options(convert=fmt)).data
 
-    ours = peers.Tool("ours", f"squeezer convert={fmt}", fmt, mode, convert)
+    ours = Tool("ours", f"squeezer convert={fmt}", fmt, mode, convert)
     cwebp = next(tool for tool in peers.PEERS if tool.label == "cwebp -q 80")
     return [ours, cwebp]
 
 
 def child(label: str, fmt: str, mode: str, path: Path) -> None:
     """Run one tool on one file (or, for BASELINE, only import) and print a Peak."""
-    from tests.benchmarks.optimizers import pin_to_one_core
-
     pin_to_one_core()
     programs = _programs_timed()
     tools = _tools(fmt, mode)
@@ -97,8 +97,6 @@ def child(label: str, fmt: str, mode: str, path: Path) -> None:
 def _programs_timed() -> list[float]:
     """Run the peers' programs under GNU time from now on; the list their peaks
     (in megabytes) are appended to."""
-    from tests.benchmarks import peers
-
     peaks: list[float] = []
     run_program = peers.run_program
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from workers.optimizers import gif_blocks, gif_transparency
 from workers.optimizers.gif_frames import FrameScorer
 from workers.optimizers.gif_gifsicle import Deadline, gifsicle
-from workers.optimizers.gif_search import SLACK, predicted_search
+from workers.optimizers.gif_search import PERFECT, SLACK, predicted_search
 
 # gifsicle --lossy levels from the smallest output to the largest, about 8% apart;
 # every level at the low end, where a dithered photo loses a point per level.
@@ -80,8 +80,9 @@ FIRST_TOLERANCE = TOLERANCES.index(8)
 # scores 86.0 in 4.6% fewer bytes) and changes no other file.
 TOLERANCE_SLACK = 2.2
 # What a copy no smaller than the best so far (the exact one to begin with)
-# counts as without a score: it cannot win, and the best one holds.
-EXACT_SCORE = 100.0
+# counts as without a score: it cannot win, and the best one holds. The search
+# takes a perfect score for such a copy, not a measured one (gif_search._next).
+EXACT_SCORE = PERFECT
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,8 @@ class Scale:
     padding makes a blur not shift-invariant near the left and right edges: `shift`
     and `shift_sq`, from the blur of a plane of ones, put the mean back there.
     Variances are kept for `ssim_channels` alone, the channels whose SSIM counts.
-    A scale made of a band of rows is given the whole scale's `offset`.
+    A scale made of a band of rows is given an `offset` near the whole scale's
+    mean, which any centring constant close to it serves as well.
     """
 
     def __init__(
@@ -158,7 +159,6 @@ class Scale:
         self.shift = self.offset[ssim_channels] * (1.0 - weight)
         self.shift_sq = self.offset[ssim_channels] * self.shift * weight
         self.weighted_offset = self.offset * weight
-        self.area = xyb.shape[1] * xyb.shape[2]
         # The planes to blur, written in place: centred, then squares. Only what
         # scoring reads is kept, copied out of them, so that the rest is freed.
         self.ssim_count = len(self.offset[ssim_channels])
@@ -242,11 +242,6 @@ class Scale:
                 np.square(values, out=values)
                 sums[:, 2 * column + 1] += values.sum(axis=(1, 2))
         return sums
-
-    def means(self, sums: np.ndarray) -> np.ndarray:
-        """The (channel, norm, term) averages over the whole scale from its sums,
-        rows left out summing to zero."""
-        return means(sums, self.area)
 
     def _ssim(self, blurred: np.ndarray, rows: slice, count: int) -> np.ndarray:
         """1 - SSIM, at least 0, of the SSIM channels in a chunk: `blurred` holds
